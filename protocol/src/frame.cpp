@@ -17,7 +17,8 @@ bool is_known(frame_type t) noexcept {
     case frame_type::get_trailer:
     case frame_type::stat_reply:
     case frame_type::list_entries:
-    case frame_type::list_end: return true;
+    case frame_type::list_end:
+        return true;
     }
     return false;
 }
@@ -57,8 +58,8 @@ decode_result decode_frame(std::span<const std::byte> buffered) noexcept {
     }
     r.state = decode_result::kind::frame;
     r.need = total;
-    r.value = {static_cast<frame_type>(buffered[5]), buffered.subspan(frame_header_size, payload_size),
-               total};
+    r.value = {static_cast<frame_type>(buffered[5]),
+               buffered.subspan(frame_header_size, payload_size), total};
     return r;
 }
 

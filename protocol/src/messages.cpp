@@ -48,7 +48,8 @@ std::error_code check_kind(file_kind k) noexcept {
     case file_kind::regular:
     case file_kind::directory:
     case file_kind::symlink:
-    case file_kind::other: return {};
+    case file_kind::other:
+        return {};
     }
     return protocol_errc::bad_kind;
 }
@@ -102,8 +103,7 @@ std::error_code encode_frame(const Message& m, std::span<std::byte> out, Check c
         return protocol_errc::frame_too_large;
     if (out.size() < size)
         return std::make_error_code(std::errc::no_buffer_space);
-    encode_frame_header(Message::type, size - frame_header_size,
-                        out.first<frame_header_size>());
+    encode_frame_header(Message::type, size - frame_header_size, out.first<frame_header_size>());
     writer w{out.subspan(frame_header_size, size - frame_header_size)};
     body(w);
     return {};
@@ -124,7 +124,9 @@ constexpr std::size_t list_end_fixed = 2 + 8;
 
 // ---- sizes -----------------------------------------------------------------------------------
 
-std::size_t encoded_size(const list_entry& e) noexcept { return list_entry_fixed + e.name.size(); }
+std::size_t encoded_size(const list_entry& e) noexcept {
+    return list_entry_fixed + e.name.size();
+}
 
 std::size_t encoded_size(const get_request& m) noexcept {
     return frame_header_size + get_request_fixed + m.path.size();
@@ -460,8 +462,8 @@ bool is_valid_utf8(std::string_view s) noexcept {
             ++i;
             continue;
         }
-        std::size_t n = 0;       // continuation bytes
-        unsigned lo = 0x80;      // allowed range of the second byte
+        std::size_t n = 0;  // continuation bytes
+        unsigned lo = 0x80; // allowed range of the second byte
         unsigned hi = 0xBF;
         if (c >= 0xC2 && c <= 0xDF) {
             n = 1;

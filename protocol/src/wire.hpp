@@ -52,7 +52,8 @@ private:
             return false;
         U r = 0;
         for (std::size_t i = 0; i < sizeof(U); ++i)
-            r = static_cast<U>((std::uint64_t{r} << 8U) | std::to_integer<std::uint64_t>(in_[pos_ + i]));
+            r = static_cast<U>((std::uint64_t{r} << 8U) |
+                               std::to_integer<std::uint64_t>(in_[pos_ + i]));
         v = r;
         pos_ += sizeof(U);
         return true;

@@ -2,7 +2,6 @@
 #include "protocol/vectors.hpp"
 
 #include <gtest/gtest.h>
-
 #include <random>
 
 namespace ferry::test {
@@ -71,7 +70,8 @@ TEST(DecodeFrame, PipelinedFramesDecodeOneAfterAnotherAtEverySplit) {
                 ASSERT_FALSE(d.error);
                 EXPECT_TRUE(d.message == vectors[seen].second) << vectors[seen].first;
                 ++seen;
-                buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(r.value.size));
+                buffer.erase(buffer.begin(),
+                             buffer.begin() + static_cast<std::ptrdiff_t>(r.value.size));
                 continue;
             }
             ASSERT_LT(fed, stream.size()) << "decoder wants more than the stream holds";
@@ -113,7 +113,9 @@ TEST(DecodeFrame, EveryUndefinedTypeIsRefused) {
         auto r = fp::decode_frame(header(1, static_cast<std::uint8_t>(t), 0));
         const bool known = fp::is_known(static_cast<fp::frame_type>(t));
         EXPECT_EQ(r.state, known ? kind::frame : kind::error) << t; // an empty payload is complete
-        EXPECT_EQ(r.error, known ? std::error_code{} : make_error_code(fp::protocol_errc::unknown_frame_type)) << t;
+        EXPECT_EQ(r.error, known ? std::error_code{}
+                                 : make_error_code(fp::protocol_errc::unknown_frame_type))
+            << t;
     }
 }
 

@@ -16,13 +16,16 @@ bytes payload_of(const bytes& frame) {
 /// Re-frames `payload` under the header of `frame` (fixing the length field).
 bytes reframe(const bytes& frame, const bytes& payload) {
     bytes out(fp::frame_header_size + payload.size());
-    fp::encode_frame_header(static_cast<fp::frame_type>(frame[5]), payload.size(),
-                            std::span<std::byte, fp::frame_header_size>{out.data(), fp::frame_header_size});
+    fp::encode_frame_header(
+        static_cast<fp::frame_type>(frame[5]), payload.size(),
+        std::span<std::byte, fp::frame_header_size>{out.data(), fp::frame_header_size});
     std::copy(payload.begin(), payload.end(), out.begin() + fp::frame_header_size);
     return out;
 }
 
-std::error_code decode_frame_bytes(const bytes& frame) { return decode_whole(frame).error; }
+std::error_code decode_frame_bytes(const bytes& frame) {
+    return decode_whole(frame).error;
+}
 
 TEST(Messages, EveryStrictPrefixOfEveryPayloadIsRejected) {
     // No vector carries extensions, so cutting any byte off a payload removes a field.
@@ -104,18 +107,21 @@ void expect_path_refused(const std::string& path) {
 
 TEST(Messages, PathsMustBeUtf8WithoutNul) {
     const std::vector<std::string> bad{
-        std::string("a\0b", 3), std::string(1, '\0'),
-        "\x80",            // lone continuation byte
-        "\xC0\xAF",        // overlong '/'
-        "\xC1\xBF",        // overlong
-        "\xE0\x80\xAF",    // overlong 3-byte
-        "\xED\xA0\x80",    // UTF-16 surrogate
+        std::string("a\0b", 3),
+        std::string(1, '\0'),
+        "\x80",             // lone continuation byte
+        "\xC0\xAF",         // overlong '/'
+        "\xC1\xBF",         // overlong
+        "\xE0\x80\xAF",     // overlong 3-byte
+        "\xED\xA0\x80",     // UTF-16 surrogate
         "\xF0\x80\x80\xAF", // overlong 4-byte
         "\xF4\x90\x80\x80", // above U+10FFFF
-        "\xF5\x80\x80\x80", "\xFF", "\xFE",
-        "\xE2\x82",        // truncated sequence
-        "ok\xC3",          // truncated at the end
-        "\xC3\x28",        // bad continuation
+        "\xF5\x80\x80\x80",
+        "\xFF",
+        "\xFE",
+        "\xE2\x82", // truncated sequence
+        "ok\xC3",   // truncated at the end
+        "\xC3\x28", // bad continuation
     };
     for (const auto& path : bad) {
         SCOPED_TRACE(to_hex(to_bytes(path)));
@@ -138,11 +144,20 @@ TEST(Messages, RequestRangesMustFitSignedFileOffsets) {
     };
     const std::uint64_t max = fp::max_offset;
     const row rows[] = {
-        {0, fp::to_end, true},       {max, fp::to_end, true},  {max, 0, true},
-        {0, max, true},              {1, max - 1, true},       {max - 5, 5, true},
-        {max + 1, fp::to_end, false}, {max, 1, false},         {1, max, false},
-        {0, max + 1, false},         {max - 5, 6, false},      {UINT64_MAX, 0, false},
-        {UINT64_MAX, UINT64_MAX - 1, false}, {2, UINT64_MAX - 1, false},
+        {0, fp::to_end, true},
+        {max, fp::to_end, true},
+        {max, 0, true},
+        {0, max, true},
+        {1, max - 1, true},
+        {max - 5, 5, true},
+        {max + 1, fp::to_end, false},
+        {max, 1, false},
+        {1, max, false},
+        {0, max + 1, false},
+        {max - 5, 6, false},
+        {UINT64_MAX, 0, false},
+        {UINT64_MAX, UINT64_MAX - 1, false},
+        {2, UINT64_MAX - 1, false},
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(std::to_string(r.offset) + "+" + std::to_string(r.length));
@@ -152,8 +167,10 @@ TEST(Messages, RequestRangesMustFitSignedFileOffsets) {
         // Write the fields by hand to check the decoder against a hostile peer.
         auto frame = encode_exact(fp::get_request{"f", 0, 0, std::nullopt});
         for (int i = 0; i < 8; ++i) {
-            frame[9 + static_cast<std::size_t>(i)] = static_cast<std::byte>(r.offset >> (56 - 8 * i));
-            frame[17 + static_cast<std::size_t>(i)] = static_cast<std::byte>(r.length >> (56 - 8 * i));
+            frame[9 + static_cast<std::size_t>(i)] =
+                static_cast<std::byte>(r.offset >> (56 - 8 * i));
+            frame[17 + static_cast<std::size_t>(i)] =
+                static_cast<std::byte>(r.length >> (56 - 8 * i));
         }
         auto ec = decode_frame_bytes(frame);
         EXPECT_EQ(ec, r.ok ? std::error_code{} : make_error_code(e::range_overflow));
@@ -171,9 +188,12 @@ TEST(Messages, ReplyRangesMustLieInsideTheFile) {
         EXPECT_EQ(fp::encode(h, out), e::bad_range);
         auto frame = encode_exact(fp::get_header{{}, 0, 0, 0, 0});
         for (int i = 0; i < 8; ++i) {
-            frame[40 + static_cast<std::size_t>(i)] = static_cast<std::byte>(h.size >> (56 - 8 * i));
-            frame[56 + static_cast<std::size_t>(i)] = static_cast<std::byte>(h.offset >> (56 - 8 * i));
-            frame[64 + static_cast<std::size_t>(i)] = static_cast<std::byte>(h.length >> (56 - 8 * i));
+            frame[40 + static_cast<std::size_t>(i)] =
+                static_cast<std::byte>(h.size >> (56 - 8 * i));
+            frame[56 + static_cast<std::size_t>(i)] =
+                static_cast<std::byte>(h.offset >> (56 - 8 * i));
+            frame[64 + static_cast<std::size_t>(i)] =
+                static_cast<std::byte>(h.length >> (56 - 8 * i));
         }
         EXPECT_EQ(decode_frame_bytes(frame), e::bad_range);
     }
@@ -181,9 +201,9 @@ TEST(Messages, ReplyRangesMustLieInsideTheFile) {
 
 TEST(Messages, ReservedFlagBitsAreRejected) {
     // The flags byte is the first payload byte of GET, STAT and LIST requests.
-    for (const auto& m : {any_message{fp::get_request{"f", 0, fp::to_end, std::nullopt}},
-                          any_message{fp::stat_request{"f", false}},
-                          any_message{fp::list_request{"d"}}}) {
+    for (const auto& m :
+         {any_message{fp::get_request{"f", 0, fp::to_end, std::nullopt}},
+          any_message{fp::stat_request{"f", false}}, any_message{fp::list_request{"d"}}}) {
         auto frame = encode_exact(m);
         const int first_reserved = std::holds_alternative<fp::list_request>(m) ? 0 : 1;
         for (int bit = first_reserved; bit < 8; ++bit) {
@@ -201,8 +221,8 @@ TEST(Messages, ReservedFlagBitsAreRejected) {
 }
 
 TEST(Messages, ListNamesAreSinglePathComponents) {
-    const std::vector<std::string> bad{"", ".", "..", "a/b", "/", std::string("a\0b", 3),
-                                       "\xFF", std::string(256, 'n')};
+    const std::vector<std::string> bad{
+        "", ".", "..", "a/b", "/", std::string("a\0b", 3), "\xFF", std::string(256, 'n')};
     for (const auto& name : bad) {
         fp::list_entries m{{{name, fp::file_kind::regular, 0, 0}}};
         bytes out(fp::encoded_size(m));
@@ -242,7 +262,8 @@ TEST(Messages, FileKindsAndStatusesAreChecked) {
     for (std::uint16_t s = 0; s <= fp::max_status_value + 1; ++s) {
         trailer[9] = static_cast<std::byte>(s);
         const bool ok = s == 0 || s == 6 || s == 11; // ok, changed, internal_error
-        EXPECT_EQ(decode_frame_bytes(trailer), ok ? std::error_code{} : make_error_code(e::bad_status))
+        EXPECT_EQ(decode_frame_bytes(trailer),
+                  ok ? std::error_code{} : make_error_code(e::bad_status))
             << s;
     }
     auto end = encode_exact(fp::list_end{fp::status::ok, 0});
@@ -264,7 +285,8 @@ TEST(Messages, FileKindsAndStatusesAreChecked) {
 }
 
 TEST(Messages, ErrorTextIsBoundedUtf8) {
-    fp::error_reply longest{fp::status::internal_error, true, 0, std::string(fp::max_text_size, 't')};
+    fp::error_reply longest{fp::status::internal_error, true, 0,
+                            std::string(fp::max_text_size, 't')};
     EXPECT_FALSE(decode_frame_bytes(encode_exact(longest)));
     auto too_long = longest;
     too_long.message += 't';

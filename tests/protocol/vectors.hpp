@@ -45,10 +45,9 @@ inline std::vector<std::pair<std::string, any_message>> valid_vectors() {
          stat_reply{file_kind::regular, sample_identity(), 0, mtime, empty_sha256()}},
         {"stat_reply_directory",
          stat_reply{file_kind::directory, sample_identity(), 4096, -1, std::nullopt}},
-        {"list_entries_three",
-         list_entries{{{"a.txt", file_kind::regular, 5, mtime},
-                       {"sub", file_kind::directory, 4096, mtime},
-                       {"caf\xc3\xa9.txt", file_kind::regular, 0, 0}}}},
+        {"list_entries_three", list_entries{{{"a.txt", file_kind::regular, 5, mtime},
+                                             {"sub", file_kind::directory, 4096, mtime},
+                                             {"caf\xc3\xa9.txt", file_kind::regular, 0, 0}}}},
         {"list_end_ok", list_end{status::ok, 3}},
     };
 }

@@ -2,9 +2,8 @@
 // the code cannot drift apart.
 #include "protocol/vectors.hpp"
 
-#include <gtest/gtest.h>
-
 #include <fstream>
+#include <gtest/gtest.h>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -96,7 +95,8 @@ TEST(ProtocolDocVectors, TheDocHasNoValidVectorTheTestsDoNotKnow) {
         known[v.first] = 1;
     for (const auto& [name, v] : read_doc_vectors())
         if (v.error.empty()) {
-            EXPECT_TRUE(known.count(name)) << "Vector `" << name << "` has no message in vectors.hpp";
+            EXPECT_TRUE(known.count(name))
+                << "Vector `" << name << "` has no message in vectors.hpp";
         }
 }
 

@@ -21,9 +21,9 @@ namespace fp = ferry::protocol;
 using bytes = std::vector<std::byte>;
 
 /// Every message type of protocol v1.
-using any_message = std::variant<fp::get_request, fp::stat_request, fp::list_request,
-                                 fp::error_reply, fp::get_header, fp::get_trailer,
-                                 fp::stat_reply, fp::list_entries, fp::list_end>;
+using any_message =
+    std::variant<fp::get_request, fp::stat_request, fp::list_request, fp::error_reply,
+                 fp::get_header, fp::get_trailer, fp::stat_reply, fp::list_entries, fp::list_end>;
 
 /// Encodes into a heap buffer of exactly encoded_size() bytes, so ASan sees any overrun.
 template <class Message>
@@ -46,8 +46,8 @@ inline bytes from_hex(std::string_view text) {
         if (std::isspace(static_cast<unsigned char>(c)))
             continue;
         int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-                : (c >= 'a' && c <= 'f')                     ? c - 'a' + 10
-                                                             : -1;
+                : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+                                                            : -1;
         if (v < 0)
             throw std::invalid_argument("bad hex digit");
         if (high < 0) {
@@ -94,15 +94,24 @@ inline decoded decode_any(const fp::frame& f) {
         return d;
     };
     switch (f.type) {
-    case fp::frame_type::get_request: return as(fp::get_request{});
-    case fp::frame_type::stat_request: return as(fp::stat_request{});
-    case fp::frame_type::list_request: return as(fp::list_request{});
-    case fp::frame_type::error: return as(fp::error_reply{});
-    case fp::frame_type::get_header: return as(fp::get_header{});
-    case fp::frame_type::get_trailer: return as(fp::get_trailer{});
-    case fp::frame_type::stat_reply: return as(fp::stat_reply{});
-    case fp::frame_type::list_entries: return as(fp::list_entries{});
-    case fp::frame_type::list_end: return as(fp::list_end{});
+    case fp::frame_type::get_request:
+        return as(fp::get_request{});
+    case fp::frame_type::stat_request:
+        return as(fp::stat_request{});
+    case fp::frame_type::list_request:
+        return as(fp::list_request{});
+    case fp::frame_type::error:
+        return as(fp::error_reply{});
+    case fp::frame_type::get_header:
+        return as(fp::get_header{});
+    case fp::frame_type::get_trailer:
+        return as(fp::get_trailer{});
+    case fp::frame_type::stat_reply:
+        return as(fp::stat_reply{});
+    case fp::frame_type::list_entries:
+        return as(fp::list_entries{});
+    case fp::frame_type::list_end:
+        return as(fp::list_end{});
     }
     throw std::logic_error("decode_frame returned an unknown type");
 }

@@ -52,7 +52,7 @@ struct decode_result {
     kind state = kind::need_more;
     /// need_more: the buffer must hold at least this many bytes before a call can progress.
     std::size_t need = frame_header_size;
-    frame value;        ///< Valid when state == frame.
+    frame value;           ///< Valid when state == frame.
     std::error_code error; ///< Valid when state == error.
     /// The version byte seen, once 5 bytes are buffered (for an "unsupported version" reply).
     std::uint8_t seen_version = 0;
