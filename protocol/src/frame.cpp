@@ -36,13 +36,17 @@ decode_result decode_frame(std::span<const std::byte> buffered) noexcept {
     if (!std::equal(buffered.begin(), buffered.begin() + static_cast<std::ptrdiff_t>(have_magic),
                     magic.begin()))
         return fail(protocol_errc::bad_magic);
-    if (buffered.size() > magic.size()) {
+    if (buffered.size() > magic.size())
         r.seen_version = static_cast<std::uint8_t>(buffered[4]);
-        if (r.seen_version != version)
+    if (buffered.size() > 5) {
+        const auto type = static_cast<frame_type>(buffered[5]);
+        // ERROR keeps the version-1 layout in every version, so a peer of another version can
+        // still say why it refuses us (docs/protocol.md, 7.9).
+        if (r.seen_version != version && type != frame_type::error)
             return fail(protocol_errc::unsupported_version);
+        if (!is_known(type))
+            return fail(protocol_errc::unknown_frame_type);
     }
-    if (buffered.size() > 5 && !is_known(static_cast<frame_type>(buffered[5])))
-        return fail(protocol_errc::unknown_frame_type);
     if (buffered.size() < frame_header_size)
         return r; // need_more, need = frame_header_size
 
@@ -58,7 +62,7 @@ decode_result decode_frame(std::span<const std::byte> buffered) noexcept {
     }
     r.state = decode_result::kind::frame;
     r.need = total;
-    r.value = {static_cast<frame_type>(buffered[5]),
+    r.value = {static_cast<frame_type>(buffered[5]), r.seen_version,
                buffered.subspan(frame_header_size, payload_size), total};
     return r;
 }

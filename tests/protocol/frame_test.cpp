@@ -101,11 +101,27 @@ TEST(DecodeFrame, EveryOtherVersionIsUnsupportedAndReported) {
         if (v == fp::version)
             continue;
         auto b = header(static_cast<std::uint8_t>(v), 0x01, 0);
-        b.resize(5); // the version is known from the fifth byte on
+        b.resize(6); // the version is judged once the type is known
         auto r = fp::decode_frame(b);
         ASSERT_EQ(r.error, fp::protocol_errc::unsupported_version) << v;
         EXPECT_EQ(r.seen_version, v);
+        // Even a type version 1 does not define: the version is the better explanation.
+        b[5] = std::byte{0x7f};
+        EXPECT_EQ(fp::decode_frame(b).error, fp::protocol_errc::unsupported_version) << v;
     }
+}
+
+TEST(DecodeFrame, AnErrorFrameOfAnyVersionIsReadable) {
+    // A version-2 server refusing our version-1 request answers with its own version byte.
+    auto b = encode_exact(fp::error_reply{fp::status::unsupported_version, true, 0,
+                                          "unsupported version 1; this server speaks version 2"});
+    b[4] = std::byte{2};
+    auto r = fp::decode_frame(b);
+    ASSERT_EQ(r.state, kind::frame);
+    EXPECT_EQ(r.value.version, 2);
+    auto d = decode_any(r.value);
+    ASSERT_FALSE(d.error);
+    EXPECT_EQ(std::get<fp::error_reply>(d.message).code, fp::status::unsupported_version);
 }
 
 TEST(DecodeFrame, EveryUndefinedTypeIsRefused) {

@@ -41,6 +41,8 @@ constexpr bool is_request(frame_type t) noexcept {
 /// One decoded frame. `payload` points into the caller's buffer.
 struct frame {
     frame_type type{};
+    /// 1, except for an ERROR frame from a peer of another version (its layout is frozen).
+    std::uint8_t version = protocol::version;
     std::span<const std::byte> payload;
     /// Bytes the frame occupies in the buffer (header + payload): what the caller consumes.
     std::size_t size = 0;
@@ -64,8 +66,9 @@ struct decode_result {
 /// already buffered prove the stream bad: a wrong magic byte at once, a wrong version or
 /// unknown type or oversize length from the header alone, before any payload arrives. On
 /// need_more the caller reads more and calls again with the larger buffer. Errors:
-/// bad_magic, unsupported_version, unknown_frame_type, frame_too_large. After an error the
-/// stream cannot be re-synchronised.
+/// bad_magic, unsupported_version (a version other than 1, from the sixth byte on, except for
+/// ERROR frames, which every version can read), unknown_frame_type, frame_too_large. After an
+/// error the stream cannot be re-synchronised.
 decode_result decode_frame(std::span<const std::byte> buffered) noexcept;
 
 /// Writes a frame header for a payload of `payload_size` bytes (at most max_payload_size)
