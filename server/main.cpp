@@ -1,32 +1,44 @@
-// ferryd: the Ferry file-serving daemon. Serving lands with the server issue; this entry point
-// already answers --help and --version so scripts and packaging can rely on it.
-#include "ferry/protocol/frame.hpp"
+// ferryd: the Ferry file-serving daemon. All logic lives in ferry_server.
+#include "ferry/server/config.hpp"
+#include "ferry/server/server.hpp"
 
-#include <boost/program_options.hpp>
-#include <cstdio>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
 #include <iostream>
 
-namespace po = boost::program_options;
-
 int main(int argc, char** argv) {
-    po::options_description options{"ferryd options"};
-    options.add_options()("help,h", "show this help")("version", "show the version");
-    po::variables_map vm;
+    using namespace ferry::server;
+    // sendfile(2) has no MSG_NOSIGNAL: a peer that closes mid-body must give EPIPE, not kill us.
+    std::signal(SIGPIPE, SIG_IGN);
     try {
-        po::store(po::parse_command_line(argc, argv, options), vm);
-    } catch (const po::error& e) {
-        std::cerr << "ferryd: " << e.what() << " (try --help)\n";
+        auto cli = parse_command_line(argc, argv);
+        if (!cli.config)
+            return cli.exit_code;
+        const auto& cfg = *cli.config;
+        const auto level = spdlog::level::from_str(cfg.log_level);
+        if (level == spdlog::level::off && cfg.log_level != "off")
+            throw config_error("--log-level " + cfg.log_level +
+                               ": expected trace, debug, info, warn, error or off");
+        auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+        auto make = [&](const char* name, spdlog::sink_ptr s) {
+            auto l = std::make_shared<spdlog::logger>(name, std::move(s));
+            l->set_level(level);
+            return l;
+        };
+        server_loggers loggers{make("server", sink), make("session", sink),
+                               cfg.access_log ? make("access", std::make_shared<spdlog::sinks::basic_file_sink_mt>(cfg.access_log->string()))
+                                              : make("access", sink)};
+        spdlog::set_default_logger(loggers.server);
+        server s{cfg, loggers};
+        return s.run();
+    } catch (const config_error& e) {
+        std::cerr << "ferryd: " << e.what() << " (see ferryd --help)\n";
         return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "ferryd: " << e.what() << "\n";
+        return 1;
     }
-    if (vm.count("help")) {
-        std::cout << "Usage: ferryd [options]\n" << options;
-        return 0;
-    }
-    if (vm.count("version")) {
-        std::cout << "ferryd " FERRY_VERSION " (protocol " << int{ferry::protocol::version}
-                  << ")\n";
-        return 0;
-    }
-    std::cerr << "ferryd: serving is not implemented in this build yet\n";
-    return 1;
 }

@@ -1,0 +1,62 @@
+// ferryd's configuration: every option, its default, and how the command line and the INI
+// file (--config) are read. config/ferryd.conf documents the same keys.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ferry::server {
+
+/// How symbolic links below the root are treated.
+enum class symlink_policy {
+    deny,   ///< no path may pass through a symlink
+    inside, ///< symlinks are followed while they resolve beneath the root (the kernel checks)
+    follow, ///< symlinks are followed anywhere; `..` in the request still may not leave the root
+};
+
+struct server_config {
+    std::filesystem::path root = ".";
+    std::vector<boost::asio::ip::tcp::endpoint> listen; ///< default 127.0.0.1:7878
+    std::optional<std::filesystem::path> port_file;
+    unsigned threads = 0; ///< 0: one per core
+    std::size_t max_connections = 10000;
+    std::size_t max_connections_per_ip = 0; ///< 0: no per-address limit
+    std::chrono::milliseconds busy_retry_after{1000};
+    std::chrono::milliseconds request_timeout{10000};
+    std::chrono::milliseconds progress_timeout{30000};
+    std::chrono::milliseconds idle_timeout{60000};
+    std::chrono::milliseconds drain_timeout{30000};
+    std::uint64_t rate_limit = 0; ///< bytes/s per connection; 0: unlimited
+    symlink_policy symlinks = symlink_policy::inside;
+    unsigned digest_threads = 2;
+    std::size_t digest_cache_entries = 4096;
+    std::string log_level = "info";
+    std::optional<std::filesystem::path> access_log;
+};
+
+/// A configuration the user got wrong: the message says what and how to fix it.
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// Parses "HOST:PORT": an IPv4 literal, or an IPv6 literal in brackets ("[::1]:7878").
+boost::asio::ip::tcp::endpoint parse_listen_address(const std::string& text);
+
+/// What the command line asked for: a configuration to run, or an exit after --help/--version.
+struct command_line {
+    std::optional<server_config> config;
+    int exit_code = 0;
+};
+
+/// Reads the command line and, if --config is given, that INI file (the command line wins).
+/// Prints --help and --version itself. Throws config_error for anything invalid.
+command_line parse_command_line(int argc, const char* const* argv);
+
+} // namespace ferry::server

@@ -1,0 +1,71 @@
+// server: ferryd's threads, listeners and lifecycle.
+//
+// One io_context per I/O thread, each with its own listening sockets on the same addresses
+// (SO_REUSEPORT: the kernel spreads connections) and its own session_registry, so nothing on
+// the hot path is shared between threads. A small worker pool (digest_service) runs blocking
+// work. The main thread only waits for signals: the first SIGINT/SIGTERM drains, a second
+// one, or the drain timeout, cancels what is left. docs/architecture.md tells the whole story.
+#pragma once
+
+#include "ferry/server/config.hpp"
+#include "ferry/server/digest_service.hpp"
+#include "ferry/server/path_resolver.hpp"
+#include "ferry/server/session_registry.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace ferry::server {
+
+struct server_loggers {
+    std::shared_ptr<spdlog::logger> server;  ///< start, stop, faults
+    std::shared_ptr<spdlog::logger> session; ///< connection open/close
+    std::shared_ptr<spdlog::logger> access;  ///< one line per request
+};
+
+class server {
+public:
+    /// Opens the root and binds every --listen address. Throws std::system_error (or
+    /// config_error) on failure; nothing is served until run().
+    server(server_config config, server_loggers loggers);
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    ~server();
+
+    /// The bound port of each --listen address, in order.
+    const std::vector<std::uint16_t>& ports() const noexcept { return ports_; }
+
+    /// Writes the port file, serves until a signal and the drain that follows end, and returns
+    /// the exit status (0).
+    int run();
+
+private:
+    struct worker {
+        asio::io_context ctx{1};
+        std::vector<asio::ip::tcp::acceptor> acceptors;
+        session_registry registry;
+        std::thread thread;
+    };
+
+    asio::awaitable<void> accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor);
+    asio::awaitable<void> supervise(asio::io_context& main);
+    void write_port_file() const;
+
+    server_config config_;
+    server_loggers log_;
+    path_resolver resolver_;
+    digest_service digests_;
+    connection_limits limits_;
+    std::vector<std::unique_ptr<worker>> workers_;
+    std::vector<std::uint16_t> ports_;
+    std::atomic<std::uint64_t> next_session_id_{1};
+};
+
+} // namespace ferry::server

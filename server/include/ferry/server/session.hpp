@@ -1,0 +1,44 @@
+// run_session: one client connection, from its first byte to its close.
+#pragma once
+
+#include "ferry/server/config.hpp"
+#include "ferry/server/digest_service.hpp"
+#include "ferry/server/file_sender.hpp"
+#include "ferry/server/path_resolver.hpp"
+#include "ferry/server/session_registry.hpp"
+#include "ferry/transport/asio.hpp"
+
+#include <spdlog/logger.h>
+
+#include <cstdint>
+#include <string>
+
+namespace ferry::server {
+
+/// What every session of a server shares. All references outlive the sessions.
+struct session_context {
+    const server_config& config;
+    const path_resolver& resolver;
+    digest_service& digests;
+    spdlog::logger& log;    ///< "session": open/close lines, warnings
+    spdlog::logger& access; ///< one line per request
+};
+
+/// Identifies a connection in logs: `[conn <id>] <peer>`.
+struct session_info {
+    std::uint64_t id = 0;
+    std::string peer;
+};
+
+/// Serves requests on `socket` until the peer closes, a timeout or a protocol error ends the
+/// connection, or the registry drains or cancels it. Never throws for network or protocol
+/// outcomes. `entry` is the session's registry entry (its idle flag is kept up to date) and
+/// `slot` is given back before the socket closes. The socket is made non-blocking.
+asio::awaitable<void> run_session(stream_socket socket, session_context ctx, session_info info,
+                                  session_registry& registry, session_registry::entry& entry,
+                                  connection_slot slot);
+
+/// Tells a client it is over a connection limit (ERROR busy, closing) and closes.
+asio::awaitable<void> refuse_busy(stream_socket socket, session_context ctx, session_info info);
+
+} // namespace ferry::server

@@ -1,0 +1,110 @@
+#include "ferry/server/file_sender.hpp"
+
+#include "ferry/transport/with_timeout.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
+
+#include <sys/sendfile.h>
+
+#include <array>
+#include <cerrno>
+
+namespace ferry::server {
+
+using transport::clock;
+using transport::error_code;
+using transport::use_nothrow;
+using transport::with_timeout;
+
+namespace {
+
+constexpr std::uint64_t max_chunk = 4 << 20;     // bytes per sendfile call
+constexpr std::uint64_t yield_every = 16 << 20;  // bytes sent before letting others run
+
+/// Waits until the peer can take more bytes, for at most `timeout`.
+asio::awaitable<error_code> wait_writable(stream_socket& socket, clock::duration timeout) {
+    auto [ec] = co_await with_timeout(
+        socket.async_wait(stream_socket::wait_write, use_nothrow), timeout);
+    co_return ec;
+}
+
+asio::awaitable<error_code> send_zeros(stream_socket& socket, std::uint64_t n,
+                                       clock::duration timeout) {
+    static const std::array<std::byte, 64 * 1024> zeros{};
+    while (n > 0) {
+        const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, zeros.size()));
+        auto [ec, sent] = co_await with_timeout(
+            asio::async_write(socket, asio::buffer(zeros.data(), chunk), use_nothrow), timeout);
+        if (ec)
+            co_return ec;
+        n -= sent;
+    }
+    co_return error_code{};
+}
+
+} // namespace
+
+asio::awaitable<send_result> send_file_range(stream_socket& socket, int file_fd,
+                                             std::uint64_t offset, std::uint64_t length,
+                                             clock::duration progress_timeout,
+                                             rate_limiter& limiter) {
+    send_result r;
+    auto off = static_cast<off_t>(offset);
+    std::uint64_t since_yield = 0;
+    auto cancel_state = co_await asio::this_coro::cancellation_state;
+    while (r.from_file < length) {
+        // A cancellation that arrived while no operation was pending (during a yield) is only
+        // recorded in the state: honour it here.
+        if (cancel_state.cancelled() != asio::cancellation_type::none) {
+            r.ec = asio::error::operation_aborted;
+            co_return r;
+        }
+        clock::duration wait{};
+        const std::uint64_t allowed =
+            limiter.allowance(std::min(length - r.from_file, max_chunk), clock::now(), wait);
+        if (allowed == 0) {
+            asio::steady_timer timer{socket.get_executor(), wait};
+            auto [ec] = co_await timer.async_wait(use_nothrow);
+            if (ec) {
+                r.ec = ec;
+                co_return r;
+            }
+            continue;
+        }
+        const ssize_t n = ::sendfile(socket.native_handle(), file_fd, &off, allowed);
+        if (n > 0) {
+            const auto sent = static_cast<std::uint64_t>(n);
+            r.from_file += sent;
+            limiter.consume(sent);
+            since_yield += sent;
+            if (since_yield >= yield_every) {
+                since_yield = 0;
+                co_await asio::post(socket.get_executor(), asio::use_awaitable);
+            }
+            continue;
+        }
+        if (n == 0) { // end of file before the promised range: the file shrank
+            r.truncated = true;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            r.ec = error_code{errno, boost::system::system_category()};
+            co_return r;
+        }
+        since_yield = 0; // waiting lets others run
+        if (auto ec = co_await wait_writable(socket, progress_timeout); ec) {
+            r.ec = ec;
+            co_return r;
+        }
+    }
+    if (r.truncated)
+        r.ec = co_await send_zeros(socket, length - r.from_file, progress_timeout);
+    co_return r;
+}
+
+} // namespace ferry::server

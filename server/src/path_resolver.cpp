@@ -1,0 +1,188 @@
+#include "ferry/server/path_resolver.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace ferry::server {
+namespace {
+
+using protocol::status;
+
+int sys_openat2(int dirfd, const char* path, const open_how& how) noexcept {
+    return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+resolved failure(status s, std::string reason) {
+    resolved r;
+    r.status = s;
+    r.reason = std::move(reason);
+    return r;
+}
+
+resolved from_errno(int err) {
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR: return failure(status::not_found, "not found");
+    case EXDEV: return failure(status::forbidden, "forbidden: the path leaves the served root");
+    case ELOOP: return failure(status::forbidden, "forbidden: symbolic link not allowed here");
+    case EACCES:
+    case EPERM: return failure(status::forbidden, "forbidden: permission denied");
+    case ENXIO: return failure(status::not_regular_file, "not a regular file");
+    case ENAMETOOLONG: return failure(status::bad_request, "bad request: a path component is too long");
+    default: return failure(status::internal_error, std::string{"internal error: "} + std::strerror(err));
+    }
+}
+
+} // namespace
+
+protocol::file_identity make_identity(const struct stat& st) noexcept {
+    protocol::file_identity id{};
+    const std::uint64_t fields[] = {static_cast<std::uint64_t>(st.st_dev),
+                                    static_cast<std::uint64_t>(st.st_ino),
+                                    static_cast<std::uint64_t>(st.st_size),
+                                    static_cast<std::uint64_t>(mtime_ns(st))};
+    std::size_t i = 0;
+    for (std::uint64_t f : fields)
+        for (int shift = 56; shift >= 0; shift -= 8)
+            id[i++] = static_cast<std::byte>((f >> shift) & 0xFFU);
+    return id;
+}
+
+std::int64_t mtime_ns(const struct stat& st) noexcept {
+    return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+protocol::file_kind kind_of(const struct stat& st) noexcept {
+    if (S_ISREG(st.st_mode))
+        return protocol::file_kind::regular;
+    if (S_ISDIR(st.st_mode))
+        return protocol::file_kind::directory;
+    if (S_ISLNK(st.st_mode))
+        return protocol::file_kind::symlink;
+    return protocol::file_kind::other;
+}
+
+normalized_path normalize(std::string_view path, symlink_policy policy) {
+    if (!path.empty() && path.front() == '/')
+        return {status::bad_request, {}};
+    std::vector<std::string_view> parts;
+    while (!path.empty()) {
+        const auto slash = path.find('/');
+        const auto part = path.substr(0, slash);
+        path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+        if (part.empty() || part == ".")
+            continue;
+        if (part == ".." && policy == symlink_policy::follow) {
+            // Symlinks may point anywhere under "follow", so the kernel cannot keep `..` in
+            // the root for us: resolve it lexically and refuse what would climb out.
+            if (parts.empty())
+                return {status::forbidden, {}};
+            parts.pop_back();
+            continue;
+        }
+        parts.push_back(part);
+    }
+    if (parts.empty())
+        return {status::ok, "."};
+    std::string out;
+    for (auto p : parts) {
+        if (!out.empty())
+            out += '/';
+        out += p;
+    }
+    return {status::ok, std::move(out)};
+}
+
+path_resolver::path_resolver(const std::filesystem::path& root, symlink_policy policy)
+    : policy_(policy) {
+    root_.reset(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root_)
+        throw std::system_error(errno, std::generic_category(), "cannot open root " + root.string());
+    // Probe openat2 once, so an old kernel fails at start-up rather than on every request.
+    open_how how{};
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH;
+    unique_fd probe{sys_openat2(root_.get(), ".", how)};
+    if (!probe)
+        throw std::system_error(errno, std::generic_category(),
+                                "openat2(RESOLVE_BENEATH) is unavailable (Linux >= 5.6 is required)");
+}
+
+resolved path_resolver::open(std::string_view path, int flags) const {
+    auto n = normalize(path, policy_);
+    if (n.status != status::ok)
+        return failure(n.status, n.status == status::forbidden
+                                     ? "forbidden: the path leaves the served root"
+                                     : "bad request: the path must be relative to the served root");
+    open_how how{};
+    how.flags = static_cast<__u64>(flags | O_CLOEXEC); // openat2 refuses O_NOCTTY with O_PATH
+    how.resolve = RESOLVE_NO_MAGICLINKS;
+    if (policy_ != symlink_policy::follow)
+        how.resolve |= RESOLVE_BENEATH;
+    if (policy_ == symlink_policy::deny)
+        how.resolve |= RESOLVE_NO_SYMLINKS;
+    int fd = -1;
+    do {
+        fd = sys_openat2(root_.get(), n.path.c_str(), how);
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    if (fd < 0)
+        return from_errno(errno);
+    resolved r;
+    r.fd.reset(fd);
+    if (::fstat(fd, &r.st) != 0)
+        return from_errno(errno);
+    r.status = status::ok;
+    return r;
+}
+
+namespace {
+
+/// Re-opens exactly the inode an O_PATH descriptor names, with `flags`. Going through
+/// /proc/self/fd keeps it the same file even if the path is swapped meanwhile, and nothing
+/// but the checked inode is ever opened for reading.
+resolved reopen(resolved r, int flags) {
+    const std::string self = "/proc/self/fd/" + std::to_string(r.fd.get());
+    unique_fd readable{::open(self.c_str(), flags | O_CLOEXEC | O_NOCTTY)};
+    if (!readable)
+        return from_errno(errno);
+    struct stat st {};
+    if (::fstat(readable.get(), &st) != 0)
+        return from_errno(errno);
+    if (st.st_ino != r.st.st_ino || st.st_dev != r.st.st_dev)
+        return failure(status::internal_error, "internal error: the file changed while opening it");
+    r.fd = std::move(readable);
+    r.st = st;
+    return r;
+}
+
+} // namespace
+
+resolved path_resolver::open_file(std::string_view path) const {
+    auto r = open(path, O_PATH);
+    if (r.status != status::ok)
+        return r;
+    if (!S_ISREG(r.st.st_mode))
+        return failure(status::not_regular_file, "not a regular file");
+    return reopen(std::move(r), O_RDONLY | O_NONBLOCK);
+}
+
+resolved path_resolver::open_directory(std::string_view path) const {
+    auto r = open(path, O_PATH);
+    if (r.status != status::ok)
+        return r;
+    if (!S_ISDIR(r.st.st_mode))
+        return failure(status::not_regular_file, "not a directory");
+    return reopen(std::move(r), O_RDONLY | O_DIRECTORY);
+}
+
+resolved path_resolver::stat_path(std::string_view path) const { return open(path, O_PATH); }
+
+} // namespace ferry::server

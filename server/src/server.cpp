@@ -1,0 +1,218 @@
+#include "ferry/server/server.hpp"
+
+#include "ferry/server/session.hpp"
+#include "ferry/transport/asio.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <sys/socket.h>
+
+#include <spdlog/fmt/ranges.h>
+
+#include <cstdio>
+#include <fstream>
+#include <system_error>
+
+namespace ferry::server {
+
+using transport::error_code;
+using transport::use_nothrow;
+
+namespace {
+
+/// The completion handler of every session's co_spawn: unregisters it and reports a bug.
+struct session_done {
+    session_registry* registry;
+    std::uint64_t id;
+    spdlog::logger* log;
+    void operator()(std::exception_ptr e) const {
+        registry->remove(id);
+        if (!e)
+            return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            log->error("[conn {}] session failed: {}", id, ex.what());
+        }
+    }
+};
+
+/// The completion handler of the other tasks (accept loops, refusals, the supervisor).
+struct task_done {
+    const char* what;
+    spdlog::logger* log;
+    void operator()(std::exception_ptr e) const {
+        if (!e)
+            return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            log->error("{} failed: {}", what, ex.what());
+        }
+    }
+};
+
+asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp::endpoint& at) {
+    asio::ip::tcp::acceptor a{ctx};
+    a.open(at.protocol());
+    a.set_option(asio::socket_base::reuse_address(true));
+    const int one = 1;
+    if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+    if (at.address().is_v6())
+        a.set_option(asio::ip::v6_only(true));
+    error_code ec;
+    a.bind(at, ec);
+    if (ec)
+        throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
+                                        std::to_string(at.port()));
+    a.listen(asio::socket_base::max_listen_connections);
+    return a;
+}
+
+} // namespace
+
+server::server(server_config config, server_loggers loggers)
+    : config_(std::move(config)), log_(std::move(loggers)),
+      resolver_(config_.root, config_.symlinks),
+      digests_(config_.digest_threads, config_.digest_cache_entries),
+      limits_(config_.max_connections, config_.max_connections_per_ip) {
+    for (unsigned i = 0; i < config_.threads; ++i)
+        workers_.push_back(std::make_unique<worker>());
+    for (auto endpoint : config_.listen) {
+        // The first thread's listener picks the port (maybe 0 = any); the others join it.
+        for (auto& w : workers_) {
+            w->acceptors.push_back(make_acceptor(w->ctx, endpoint));
+            endpoint.port(w->acceptors.back().local_endpoint().port());
+        }
+        ports_.push_back(endpoint.port());
+    }
+}
+
+server::~server() {
+    for (auto& w : workers_)
+        if (w->thread.joinable())
+            w->thread.join();
+}
+
+void server::write_port_file() const {
+    if (!config_.port_file)
+        return;
+    // Written whole and renamed into place, so a reader never sees a partial file.
+    const auto tmp = config_.port_file->string() + ".tmp";
+    {
+        std::ofstream out{tmp, std::ios::trunc};
+        for (auto p : ports_)
+            out << p << '\n';
+        if (!out.flush())
+            throw std::system_error(errno, std::generic_category(), "cannot write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), config_.port_file->c_str()) != 0)
+        throw std::system_error(errno, std::generic_category(),
+                                "cannot write " + config_.port_file->string());
+}
+
+asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor) {
+    session_context ctx{config_, resolver_, digests_, *log_.session, *log_.access};
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+        if (ec == asio::error::operation_aborted || !acceptor.is_open())
+            co_return;
+        if (ec) {
+            // Out of descriptors or memory: say so, breathe, and go on accepting.
+            log_.server->warn("accept failed: {}", ec.message());
+            asio::steady_timer pause{w.ctx, std::chrono::milliseconds(100)};
+            co_await pause.async_wait(use_nothrow);
+            continue;
+        }
+        error_code ignored;
+        socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+        const auto peer = socket.remote_endpoint(ignored);
+        session_info info{next_session_id_.fetch_add(1, std::memory_order_relaxed),
+                          peer.address().to_string() + ":" + std::to_string(peer.port())};
+        if (peer.address().is_v6())
+            info.peer = "[" + peer.address().to_string() + "]:" + std::to_string(peer.port());
+        if (!limits_.try_acquire(peer.address())) {
+            asio::co_spawn(w.ctx, refuse_busy(stream_socket{std::move(socket)}, ctx, info),
+                           task_done{"refusal", log_.server.get()});
+            continue;
+        }
+        auto& entry = w.registry.add(info.id);
+        asio::co_spawn(w.ctx,
+                       run_session(stream_socket{std::move(socket)}, ctx, info, w.registry, entry,
+                                   connection_slot{limits_, peer.address()}),
+                       asio::bind_cancellation_slot(
+                           entry.signal.slot(),
+                           session_done{&w.registry, info.id, log_.server.get()}));
+    }
+}
+
+asio::awaitable<void> server::supervise(asio::io_context& main) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::signal_set signals{main, SIGINT, SIGTERM};
+    auto [ec, signo] = co_await signals.async_wait(use_nothrow);
+    if (ec)
+        co_return; // every worker ended by itself
+    log_.server->info("received signal {}: not accepting; draining transfers for up to {} s",
+                      signo, static_cast<double>(config_.drain_timeout.count()) / 1000.0);
+    for (auto& w : workers_)
+        asio::post(w->ctx, [&w = *w] {
+            for (auto& a : w.acceptors) {
+                error_code ignored;
+                a.close(ignored);
+            }
+            w.registry.drain();
+        });
+    asio::steady_timer drain_timer{main, config_.drain_timeout};
+    auto which = co_await (signals.async_wait(use_nothrow) || drain_timer.async_wait(use_nothrow));
+    // Either branch failing means the supervisor itself was cancelled: everything drained.
+    if (which.index() == 0) {
+        if (std::get<0>(std::get<0>(which)))
+            co_return;
+        log_.server->info("second signal: stopping now");
+    } else {
+        if (std::get<0>(std::get<1>(which)))
+            co_return;
+        log_.server->info("drain timeout: cancelling the remaining transfers");
+    }
+    for (auto& w : workers_)
+        asio::post(w->ctx, [&w = *w] { w.registry.cancel_all(); });
+}
+
+int server::run() {
+    asio::io_context main{1};
+    for (auto& w : workers_)
+        for (auto& a : w->acceptors)
+            asio::co_spawn(w->ctx, accept_loop(*w, a), task_done{"accept loop", log_.server.get()});
+    write_port_file();
+    log_.server->info("serving {} on {} thread(s), port(s) {}", config_.root.string(),
+                      workers_.size(), fmt::join(ports_, ","));
+
+    asio::cancellation_signal stop_supervisor;
+    asio::co_spawn(main, supervise(main),
+                   asio::bind_cancellation_slot(stop_supervisor.slot(),
+                                                task_done{"supervisor", log_.server.get()}));
+    std::size_t finished = 0;
+    for (auto& w : workers_)
+        w->thread = std::thread([&main, &finished, &stop_supervisor, &w = *w, this] {
+            w.ctx.run();
+            asio::post(main, [&] {
+                if (++finished == workers_.size())
+                    stop_supervisor.emit(asio::cancellation_type::terminal);
+            });
+        });
+    main.run();
+    for (auto& w : workers_)
+        w->thread.join();
+    digests_.join();
+    log_.server->info("stopped");
+    return 0;
+}
+
+} // namespace ferry::server

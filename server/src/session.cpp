@@ -1,0 +1,416 @@
+#include "ferry/server/session.hpp"
+
+#include "ferry/protocol/errc.hpp"
+#include "ferry/server/offload.hpp"
+#include "ferry/transport/frame_io.hpp"
+#include "ferry/transport/with_timeout.hpp"
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+namespace ferry::server {
+
+namespace fp = ferry::protocol;
+using transport::clock;
+using transport::error_code;
+using transport::frame_buffer;
+using transport::use_nothrow;
+using transport::with_timeout;
+using transport::write_frame;
+
+namespace {
+
+/// How one request ended, for the access log and for the session loop.
+struct exchange {
+    fp::status status = fp::status::ok;
+    std::uint64_t bytes = 0;  ///< body bytes (GET) or entries (LIST) sent
+    bool keep_open = true;    ///< false: the connection is broken or must close
+    std::string range;        ///< "offset-end/size" for GET
+};
+
+/// Cuts `text` to the protocol's limit without splitting a UTF-8 sequence.
+std::string bounded_text(std::string text) {
+    if (text.size() <= fp::max_text_size)
+        return text;
+    std::size_t cut = fp::max_text_size;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U)
+        --cut;
+    text.resize(cut);
+    return text;
+}
+
+asio::awaitable<error_code> send_error(stream_socket& socket, const session_context& ctx,
+                                       fp::status status, std::string text, bool closing = false,
+                                       std::uint32_t retry_after_ms = 0) {
+    fp::error_reply reply{status, closing, retry_after_ms, bounded_text(std::move(text))};
+    co_return co_await write_frame(socket, reply, ctx.config.progress_timeout);
+}
+
+/// Closes after an ERROR: stop sending, then read and discard what the peer still sends (for at
+/// most a second and 64 KiB), so the close does not reset the connection and destroy the
+/// ERROR before the peer reads it.
+asio::awaitable<void> lingering_close(stream_socket& socket) {
+    error_code ignored;
+    socket.shutdown(stream_socket::shutdown_send, ignored);
+    std::array<std::byte, 512> sink;
+    std::size_t discarded = 0;
+    const auto deadline = clock::now() + std::chrono::seconds(1);
+    while (discarded < 64 * 1024) {
+        const auto left = deadline - clock::now();
+        if (left <= clock::duration::zero())
+            break;
+        auto [ec, n] = co_await with_timeout(
+            socket.async_read_some(asio::buffer(sink), use_nothrow), left);
+        if (ec)
+            break;
+        discarded += n;
+    }
+    socket.close(ignored);
+}
+
+std::string describe(const error_code& ec) {
+    if (ec == asio::error::eof)
+        return "closed by peer";
+    if (ec == asio::error::timed_out)
+        return "request timeout";
+    if (ec == asio::error::operation_aborted)
+        return "cancelled";
+    return ec.message();
+}
+
+// ---- GET ------------------------------------------------------------------------------------
+
+asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context& ctx,
+                                    const fp::get_request& req, rate_limiter& limiter) {
+    exchange x;
+    auto file = ctx.resolver.open_file(req.path);
+    if (file.status != fp::status::ok) {
+        x.status = file.status;
+        x.keep_open = !co_await send_error(socket, ctx, file.status, file.reason + ": " + req.path);
+        co_return x;
+    }
+    const auto size = static_cast<std::uint64_t>(file.st.st_size);
+    const auto identity = make_identity(file.st);
+    if (req.if_identity && *req.if_identity != identity) {
+        x.status = fp::status::changed;
+        x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                           "changed: " + req.path + " is not the expected version");
+        co_return x;
+    }
+    if (req.offset > size) {
+        x.status = fp::status::range_not_satisfiable;
+        x.keep_open = !co_await send_error(
+            socket, ctx, x.status,
+            "range not satisfiable: offset " + std::to_string(req.offset) + " is beyond the " +
+                std::to_string(size) + "-byte file " + req.path);
+        co_return x;
+    }
+    const std::uint64_t length = std::min(req.length, size - req.offset);
+    x.range = std::to_string(req.offset) + "-" + std::to_string(req.offset + length) + "/" +
+              std::to_string(size);
+
+    // The header goes out with MSG_MORE so it shares a segment with the start of the body.
+    fp::get_header header{identity, size, mtime_ns(file.st), req.offset, length};
+    std::array<std::byte, 128> buf;
+    const auto header_size = fp::encoded_size(header);
+    (void)fp::encode(header, buf);
+    auto [hec, hn] = co_await with_timeout(
+        socket.async_send(asio::buffer(buf.data(), header_size), length > 0 ? MSG_MORE : 0,
+                          use_nothrow),
+        ctx.config.progress_timeout);
+    if (!hec && hn < header_size) // a partial send of a 72-byte frame: finish it
+        std::tie(hec, hn) = co_await with_timeout(
+            asio::async_write(socket, asio::buffer(buf.data() + hn, header_size - hn), use_nothrow),
+            ctx.config.progress_timeout);
+    if (hec) {
+        x.status = fp::status::internal_error;
+        x.keep_open = false;
+        co_return x;
+    }
+
+    auto sent = co_await send_file_range(socket, file.fd.get(), req.offset, length,
+                                         ctx.config.progress_timeout, limiter);
+    x.bytes = sent.from_file;
+    if (sent.ec) {
+        // The peer stalled or went away, or shutdown cancelled us: the stream is mid-body.
+        x.status = fp::status::internal_error;
+        x.keep_open = false;
+        co_return x;
+    }
+    // Unchanged means: every byte came from the file, and it still has the size and mtime it
+    // had when the header went out.
+    struct stat after {};
+    const bool unchanged = !sent.truncated && ::fstat(file.fd.get(), &after) == 0 &&
+                           make_identity(after) == identity;
+    x.status = unchanged ? fp::status::ok : fp::status::changed;
+    x.keep_open = !co_await write_frame(socket, fp::get_trailer{x.status}, ctx.config.progress_timeout);
+    co_return x;
+}
+
+// ---- STAT -----------------------------------------------------------------------------------
+
+asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_context& ctx,
+                                     const fp::stat_request& req) {
+    exchange x;
+    // A digest needs a readable descriptor; anything else only an O_PATH one.
+    auto target = req.want_sha256 ? ctx.resolver.open_file(req.path) : resolved{};
+    if (!req.want_sha256 || target.status == fp::status::not_regular_file)
+        target = ctx.resolver.stat_path(req.path);
+    if (target.status != fp::status::ok) {
+        x.status = target.status;
+        x.keep_open = !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
+        co_return x;
+    }
+    fp::stat_reply reply{kind_of(target.st), make_identity(target.st),
+                         static_cast<std::uint64_t>(target.st.st_size), mtime_ns(target.st),
+                         std::nullopt};
+    if (req.want_sha256 && S_ISREG(target.st.st_mode)) {
+        auto d = co_await ctx.digests.digest(target.fd.get(), reply.identity);
+        if (d.ec) {
+            x.status = d.ec.value() == ESTALE ? fp::status::changed : fp::status::internal_error;
+            x.keep_open = !co_await send_error(
+                socket, ctx, x.status,
+                x.status == fp::status::changed
+                    ? "changed: " + req.path + " changed while its digest was computed; retry"
+                    : "internal error: reading " + req.path + ": " + d.ec.message());
+            co_return x;
+        }
+        reply.sha256 = d.digest;
+    }
+    x.keep_open = !co_await write_frame(socket, reply, ctx.config.progress_timeout);
+    co_return x;
+}
+
+// ---- LIST -----------------------------------------------------------------------------------
+
+using dir_ptr = std::shared_ptr<DIR>;
+
+/// Reads the next entries of `dir` that fit in one LIST_ENTRIES frame (blocking: runs on the
+/// worker pool). `done` is set at the end of the directory.
+struct list_batch {
+    fp::list_entries frame;
+    bool done = false;
+    int error = 0;
+};
+
+list_batch read_batch(const dir_ptr& dir) {
+    list_batch b;
+    std::size_t size = fp::encoded_size(b.frame);
+    // Stop while a largest-possible entry still fits, so no entry is ever read and dropped.
+    const std::size_t largest_entry = fp::encoded_size(fp::list_entry{std::string(fp::max_name_size, 'x')});
+    while (size + largest_entry <= fp::max_frame_size) {
+        errno = 0;
+        const dirent* d = ::readdir(dir.get());
+        if (d == nullptr) {
+            b.error = errno;
+            b.done = true;
+            break;
+        }
+        const std::string_view name{d->d_name};
+        if (name == "." || name == ".." || !fp::is_valid_utf8(name))
+            continue; // non-UTF-8 names could not be requested anyway (docs/protocol.md 6)
+        struct stat st {};
+        if (::fstatat(::dirfd(dir.get()), d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; // removed since readdir
+        fp::list_entry e{std::string{name}, kind_of(st), static_cast<std::uint64_t>(st.st_size),
+                         mtime_ns(st)};
+        size += fp::encoded_size(e);
+        b.frame.entries.push_back(std::move(e));
+    }
+    return b;
+}
+
+asio::awaitable<exchange> serve_list(stream_socket& socket, const session_context& ctx,
+                                     const fp::list_request& req) {
+    exchange x;
+    auto target = ctx.resolver.open_directory(req.path);
+    if (target.status != fp::status::ok) {
+        x.status = target.status;
+        x.keep_open = !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
+        co_return x;
+    }
+    dir_ptr dir{::fdopendir(target.fd.get()), [](DIR* d) {
+                    if (d)
+                        ::closedir(d);
+                }};
+    if (!dir) {
+        x.status = fp::status::internal_error;
+        x.keep_open = !co_await send_error(socket, ctx, x.status, "internal error: cannot read directory " + req.path);
+        co_return x;
+    }
+    (void)target.fd.release(); // the DIR owns the descriptor now
+    // Directory reads may block on the disk: they run on the worker pool, a frame's worth at a
+    // time, so a huge directory never stalls this thread. (The function is a named local: GCC 12
+    // destroys some temporaries of a co_await expression twice.)
+    const auto next_batch = [dir] { return read_batch(dir); };
+    for (;;) {
+        auto batch = co_await offload(ctx.digests.pool().get_executor(), next_batch);
+        if (!batch.frame.entries.empty()) {
+            x.bytes += batch.frame.entries.size();
+            if (co_await write_frame(socket, batch.frame, ctx.config.progress_timeout)) {
+                x.keep_open = false;
+                co_return x;
+            }
+        }
+        if (batch.done) {
+            x.status = batch.error == 0 ? fp::status::ok : fp::status::internal_error;
+            break;
+        }
+    }
+    x.keep_open = !co_await write_frame(socket, fp::list_end{x.status, x.bytes}, ctx.config.progress_timeout);
+    co_return x;
+}
+
+// ---- dispatch -------------------------------------------------------------------------------
+
+const char* method_name(fp::frame_type t) {
+    switch (t) {
+    case fp::frame_type::get_request: return "GET";
+    case fp::frame_type::stat_request: return "STAT";
+    case fp::frame_type::list_request: return "LIST";
+    default: return "?";
+    }
+}
+
+} // namespace
+
+asio::awaitable<void> run_session(stream_socket socket, session_context ctx, session_info info,
+                                  session_registry& registry, session_registry::entry& entry,
+                                  connection_slot slot) {
+    // Cleanup I/O after a cancellation must still run (bounded by its own timeouts).
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto cancel_state = co_await asio::this_coro::cancellation_state;
+    const auto& cfg = ctx.config;
+    error_code ignored;
+    socket.native_non_blocking(true, ignored);
+
+    frame_buffer buffer;
+    rate_limiter limiter{cfg.rate_limit};
+    std::uint64_t requests = 0;
+    std::string why = "closed by peer";
+    bool linger = false; // an ERROR was sent before closing: close gently
+    const auto opened = clock::now();
+    ctx.log.debug("[conn {}] {} open", info.id, info.peer);
+
+    for (;;) {
+        if (buffer.empty()) {
+            buffer.release(); // an idle connection holds no buffer
+            if (!registry.draining() && cancel_state.cancelled() == asio::cancellation_type::none) {
+                // Wait for the first byte of the next request without a buffer. The first
+                // request has the request timeout; later ones the idle keep-alive timeout.
+                entry.idle = true;
+                auto [ec] = co_await with_timeout(
+                    socket.async_wait(stream_socket::wait_read, use_nothrow),
+                    requests == 0 ? cfg.request_timeout : cfg.idle_timeout);
+                entry.idle = false;
+                if (ec && ec != asio::error::operation_aborted) {
+                    why = ec != asio::error::timed_out ? ec.message()
+                          : requests == 0              ? "request timeout"
+                                                       : "idle timeout";
+                    break;
+                }
+            }
+        }
+        if (registry.draining() || cancel_state.cancelled() != asio::cancellation_type::none) {
+            // Requests still buffered (pipelined) are refused too: the client retries them.
+            why = "server shutting down";
+            co_await send_error(socket, ctx, fp::status::shutting_down,
+                                "shutting down: the server is stopping", true,
+                                static_cast<std::uint32_t>(cfg.busy_retry_after.count()));
+            linger = true;
+            break;
+        }
+        auto r = co_await transport::read_frame(socket, buffer, cfg.request_timeout);
+        if (r.net) {
+            why = r.net == asio::error::eof && !buffer.empty() ? "closed mid-request" : describe(r.net);
+            break;
+        }
+        if (r.protocol) {
+            const auto status = fp::status_for(r.protocol);
+            std::string text = std::string{fp::status_text(status)} + ": " + r.protocol.message();
+            if (r.protocol == fp::protocol_errc::unsupported_version)
+                text = "unsupported version " + std::to_string(r.seen_version) +
+                       "; this server speaks version " + std::to_string(fp::version);
+            why = "protocol error: " + r.protocol.message();
+            ctx.log.warn("[conn {}] {} {}", info.id, info.peer, why);
+            co_await send_error(socket, ctx, status, text, true);
+            linger = true;
+            break;
+        }
+        const auto type = r.frame.type;
+        if (!fp::is_request(type)) {
+            why = "protocol error: a reply frame sent by the client";
+            ctx.log.warn("[conn {}] {} {}", info.id, info.peer, why);
+            co_await send_error(socket, ctx, fp::status::bad_request,
+                                "bad request: frame type is not a request", true);
+            linger = true;
+            break;
+        }
+
+        ++requests;
+        const auto started = clock::now();
+        exchange x;
+        std::string path;
+        std::error_code bad;
+        // Decode (the message copies what it needs), then free the frame's bytes.
+        fp::get_request get;
+        fp::stat_request stat;
+        fp::list_request list;
+        switch (type) {
+        case fp::frame_type::get_request: bad = fp::decode(r.frame.payload, get); path = get.path; break;
+        case fp::frame_type::stat_request: bad = fp::decode(r.frame.payload, stat); path = stat.path; break;
+        default: bad = fp::decode(r.frame.payload, list); path = list.path; break;
+        }
+        buffer.consume(r.frame.size);
+        if (bad) {
+            x.status = fp::status_for(bad);
+            x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                               std::string{fp::status_text(x.status)} + ": " + bad.message());
+        } else if (type == fp::frame_type::get_request) {
+            x = co_await serve_get(socket, ctx, get, limiter);
+        } else if (type == fp::frame_type::stat_request) {
+            x = co_await serve_stat(socket, ctx, stat);
+        } else {
+            x = co_await serve_list(socket, ctx, list);
+        }
+        const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
+        ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", info.id, info.peer,
+                        method_name(type), path, x.range.empty() ? "-" : x.range, x.bytes,
+                        x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
+                        static_cast<double>(micros) / 1000.0);
+        if (!x.keep_open) {
+            why = "aborted during an answer";
+            break;
+        }
+    }
+
+    slot.release(); // before the close, so a client that saw the close may connect again
+    if (linger)
+        co_await lingering_close(socket);
+    else
+        socket.close(ignored);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened).count();
+    ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", info.id, info.peer, why, requests, ms);
+}
+
+asio::awaitable<void> refuse_busy(stream_socket socket, session_context ctx, session_info info) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    ctx.log.warn("[conn {}] {} refused: busy (connection limit)", info.id, info.peer);
+    co_await send_error(socket, ctx, fp::status::busy, "busy: too many connections; retry later", true,
+                        static_cast<std::uint32_t>(ctx.config.busy_retry_after.count()));
+    co_await lingering_close(socket);
+}
+
+} // namespace ferry::server
