@@ -2,12 +2,11 @@
 #include "ferry/server/config.hpp"
 #include "ferry/server/server.hpp"
 
+#include <csignal>
+#include <iostream>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-
-#include <csignal>
-#include <iostream>
 
 int main(int argc, char** argv) {
     using namespace ferry::server;
@@ -28,9 +27,11 @@ int main(int argc, char** argv) {
             l->set_level(level);
             return l;
         };
-        server_loggers loggers{make("server", sink), make("session", sink),
-                               cfg.access_log ? make("access", std::make_shared<spdlog::sinks::basic_file_sink_mt>(cfg.access_log->string()))
-                                              : make("access", sink)};
+        server_loggers loggers{
+            make("server", sink), make("session", sink),
+            cfg.access_log ? make("access", std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+                                                cfg.access_log->string()))
+                           : make("access", sink)};
         spdlog::set_default_logger(loggers.server);
         server s{cfg, loggers};
         return s.run();

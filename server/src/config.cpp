@@ -3,7 +3,6 @@
 #include "ferry/protocol/frame.hpp"
 
 #include <boost/program_options.hpp>
-
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -15,13 +14,15 @@ namespace po = boost::program_options;
 boost::asio::ip::tcp::endpoint parse_listen_address(const std::string& text) {
     const auto colon = text.rfind(':');
     if (colon == std::string::npos || colon + 1 == text.size())
-        throw config_error("--listen " + text + ": expected HOST:PORT, e.g. 127.0.0.1:7878 or [::1]:7878");
+        throw config_error("--listen " + text +
+                           ": expected HOST:PORT, e.g. 127.0.0.1:7878 or [::1]:7878");
     std::string host = text.substr(0, colon);
     const std::string port_text = text.substr(colon + 1);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
         host = host.substr(1, host.size() - 2);
     else if (host.find(':') != std::string::npos)
-        throw config_error("--listen " + text + ": put an IPv6 address in brackets, e.g. [::1]:7878");
+        throw config_error("--listen " + text +
+                           ": put an IPv6 address in brackets, e.g. [::1]:7878");
     boost::system::error_code ec;
     auto address = boost::asio::ip::make_address(host, ec);
     if (ec)
@@ -61,31 +62,45 @@ symlink_policy parse_symlinks(const std::string& s) {
 
 command_line parse_command_line(int argc, const char* const* argv) {
     po::options_description general{"General"};
-    general.add_options()
-        ("help,h", "show this help and exit")
-        ("version", "show the version and exit")
-        ("config", po::value<std::string>(), "read options from this INI file (the command line wins)");
+    general.add_options()("help,h", "show this help and exit")("version",
+                                                               "show the version and exit")(
+        "config", po::value<std::string>(),
+        "read options from this INI file (the command line wins)");
     po::options_description serving{"Serving (also valid as keys in the --config file)"};
-    serving.add_options()
-        ("root", po::value<std::string>()->default_value("."), "directory to serve")
-        ("listen", po::value<std::vector<std::string>>(),
-         "address to listen on, HOST:PORT; repeatable; IPv6 in brackets ([::1]:7878); port 0 "
-         "picks a free port (default 127.0.0.1:7878)")
-        ("port-file", po::value<std::string>(), "write the bound port of each --listen, one per line, once serving")
-        ("threads", po::value<unsigned>()->default_value(0), "I/O threads, one io_context each (0: one per core)")
-        ("symlinks", po::value<std::string>()->default_value("inside"), "deny | inside | follow")
-        ("max-connections", po::value<std::size_t>()->default_value(10000), "connections served at once; more get 'busy'")
-        ("max-connections-per-ip", po::value<std::size_t>()->default_value(0), "connections per client address (0: no limit)")
-        ("busy-retry-after", po::value<double>()->default_value(1.0), "seconds a 'busy' reply tells the client to wait")
-        ("request-timeout", po::value<double>()->default_value(10.0), "seconds for a complete request frame to arrive")
-        ("progress-timeout", po::value<double>()->default_value(30.0), "seconds a client may accept no bytes before the transfer is aborted")
-        ("idle-timeout", po::value<double>()->default_value(60.0), "seconds an idle keep-alive connection is kept")
-        ("drain-timeout", po::value<double>()->default_value(30.0), "seconds transfers may run on after SIGTERM/SIGINT")
-        ("rate-limit", po::value<std::uint64_t>()->default_value(0), "bytes per second per connection (0: unlimited)")
-        ("digest-threads", po::value<unsigned>()->default_value(2), "threads computing SHA-256 digests and directory listings")
-        ("digest-cache-entries", po::value<std::size_t>()->default_value(4096), "digests kept, by file identity")
-        ("log-level", po::value<std::string>()->default_value("info"), "trace | debug | info | warn | error | off")
-        ("access-log", po::value<std::string>(), "write the access log (one line per request) to this file instead of the main log");
+    serving.add_options()("root", po::value<std::string>()->default_value("."),
+                          "directory to serve")(
+        "listen", po::value<std::vector<std::string>>(),
+        "address to listen on, HOST:PORT; repeatable; IPv6 in brackets ([::1]:7878); port 0 "
+        "picks a free port (default 127.0.0.1:7878)")(
+        "port-file", po::value<std::string>(),
+        "write the bound port of each --listen, one per line, once serving")(
+        "threads", po::value<unsigned>()->default_value(0),
+        "I/O threads, one io_context each (0: one per core)")(
+        "symlinks", po::value<std::string>()->default_value("inside"),
+        "deny | inside | follow")("max-connections", po::value<std::size_t>()->default_value(10000),
+                                  "connections served at once; more get 'busy'")(
+        "max-connections-per-ip", po::value<std::size_t>()->default_value(0),
+        "connections per client address (0: no limit)")(
+        "busy-retry-after", po::value<double>()->default_value(1.0),
+        "seconds a 'busy' reply tells the client to wait")(
+        "request-timeout", po::value<double>()->default_value(10.0),
+        "seconds for a complete request frame to arrive")(
+        "progress-timeout", po::value<double>()->default_value(30.0),
+        "seconds a client may accept no bytes before the transfer is aborted")(
+        "idle-timeout", po::value<double>()->default_value(60.0),
+        "seconds an idle keep-alive connection is kept")(
+        "drain-timeout", po::value<double>()->default_value(30.0),
+        "seconds transfers may run on after SIGTERM/SIGINT")(
+        "rate-limit", po::value<std::uint64_t>()->default_value(0),
+        "bytes per second per connection (0: unlimited)")(
+        "digest-threads", po::value<unsigned>()->default_value(2),
+        "threads computing SHA-256 digests and directory listings")(
+        "digest-cache-entries", po::value<std::size_t>()->default_value(4096),
+        "digests kept, by file identity")("log-level",
+                                          po::value<std::string>()->default_value("info"),
+                                          "trace | debug | info | warn | error | off")(
+        "access-log", po::value<std::string>(),
+        "write the access log (one line per request) to this file instead of the main log");
     po::options_description all;
     all.add(general).add(serving);
 
@@ -106,7 +121,8 @@ command_line parse_command_line(int argc, const char* const* argv) {
 
     if (vm.count("help")) {
         std::cout << "Usage: ferryd [--root DIR] [--listen HOST:PORT]... [options]\n"
-                     "Serves DIR to Ferry clients (protocol " << int{protocol::version} << ").\n\n"
+                     "Serves DIR to Ferry clients (protocol "
+                  << int{protocol::version} << ").\n\n"
                   << all;
         return {std::nullopt, 0};
     }

@@ -6,14 +6,12 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <openssl/evp.h>
-
+#include <cerrno>
 #include <fcntl.h>
+#include <memory>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <memory>
 
 namespace ferry::server {
 
@@ -51,9 +49,13 @@ digest_outcome sha256_of(int fd, std::uint64_t length) {
 digest_service::digest_service(unsigned threads, std::size_t cache_entries)
     : pool_(threads), cache_entries_(cache_entries) {}
 
-digest_service::~digest_service() { join(); }
+digest_service::~digest_service() {
+    join();
+}
 
-void digest_service::join() { pool_.join(); }
+void digest_service::join() {
+    pool_.join();
+}
 
 asio::awaitable<digest_outcome> digest_service::digest(int fd, const protocol::file_identity& id) {
     // Keeps the caller's io_context alive while it waits for the pool.
@@ -89,6 +91,7 @@ void digest_service::start(waiter w, int fd, protocol::file_identity id) {
         finish(id, {error_code{errno, boost::system::generic_category()}, {}});
         return;
     }
+    ++computations_;
     asio::post(pool_, [this, id, f = std::make_shared<unique_fd>(std::move(copy))] {
         struct stat before {};
         digest_outcome outcome;

@@ -2,15 +2,13 @@
 
 #include "ferry/transport/with_timeout.hpp"
 
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
-
-#include <sys/sendfile.h>
-
-#include <array>
 #include <cerrno>
+#include <sys/sendfile.h>
 
 namespace ferry::server {
 
@@ -21,13 +19,13 @@ using transport::with_timeout;
 
 namespace {
 
-constexpr std::uint64_t max_chunk = 4 << 20;     // bytes per sendfile call
-constexpr std::uint64_t yield_every = 16 << 20;  // bytes sent before letting others run
+constexpr std::uint64_t max_chunk = 4 << 20;    // bytes per sendfile call
+constexpr std::uint64_t yield_every = 16 << 20; // bytes sent before letting others run
 
 /// Waits until the peer can take more bytes, for at most `timeout`.
 asio::awaitable<error_code> wait_writable(stream_socket& socket, clock::duration timeout) {
-    auto [ec] = co_await with_timeout(
-        socket.async_wait(stream_socket::wait_write, use_nothrow), timeout);
+    auto [ec] =
+        co_await with_timeout(socket.async_wait(stream_socket::wait_write, use_nothrow), timeout);
     co_return ec;
 }
 

@@ -1,14 +1,13 @@
 #include "ferry/server/path_resolver.hpp"
 
-#include <fcntl.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <string>
+#include <sys/syscall.h>
 #include <system_error>
+#include <unistd.h>
 #include <vector>
 
 namespace ferry::server {
@@ -30,14 +29,22 @@ resolved failure(status s, std::string reason) {
 resolved from_errno(int err) {
     switch (err) {
     case ENOENT:
-    case ENOTDIR: return failure(status::not_found, "not found");
-    case EXDEV: return failure(status::forbidden, "forbidden: the path leaves the served root");
-    case ELOOP: return failure(status::forbidden, "forbidden: symbolic link not allowed here");
+    case ENOTDIR:
+        return failure(status::not_found, "not found");
+    case EXDEV:
+        return failure(status::forbidden, "forbidden: the path leaves the served root");
+    case ELOOP:
+        return failure(status::forbidden, "forbidden: symbolic link not allowed here");
     case EACCES:
-    case EPERM: return failure(status::forbidden, "forbidden: permission denied");
-    case ENXIO: return failure(status::not_regular_file, "not a regular file");
-    case ENAMETOOLONG: return failure(status::bad_request, "bad request: a path component is too long");
-    default: return failure(status::internal_error, std::string{"internal error: "} + std::strerror(err));
+    case EPERM:
+        return failure(status::forbidden, "forbidden: permission denied");
+    case ENXIO:
+        return failure(status::not_regular_file, "not a regular file");
+    case ENAMETOOLONG:
+        return failure(status::bad_request, "bad request: a path component is too long");
+    default:
+        return failure(status::internal_error,
+                       std::string{"internal error: "} + std::strerror(err));
     }
 }
 
@@ -45,10 +52,9 @@ resolved from_errno(int err) {
 
 protocol::file_identity make_identity(const struct stat& st) noexcept {
     protocol::file_identity id{};
-    const std::uint64_t fields[] = {static_cast<std::uint64_t>(st.st_dev),
-                                    static_cast<std::uint64_t>(st.st_ino),
-                                    static_cast<std::uint64_t>(st.st_size),
-                                    static_cast<std::uint64_t>(mtime_ns(st))};
+    const std::uint64_t fields[] = {
+        static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+        static_cast<std::uint64_t>(st.st_size), static_cast<std::uint64_t>(mtime_ns(st))};
     std::size_t i = 0;
     for (std::uint64_t f : fields)
         for (int shift = 56; shift >= 0; shift -= 8)
@@ -105,15 +111,17 @@ path_resolver::path_resolver(const std::filesystem::path& root, symlink_policy p
     : policy_(policy) {
     root_.reset(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root_)
-        throw std::system_error(errno, std::generic_category(), "cannot open root " + root.string());
+        throw std::system_error(errno, std::generic_category(),
+                                "cannot open root " + root.string());
     // Probe openat2 once, so an old kernel fails at start-up rather than on every request.
     open_how how{};
     how.flags = O_PATH | O_CLOEXEC;
     how.resolve = RESOLVE_BENEATH;
     unique_fd probe{sys_openat2(root_.get(), ".", how)};
     if (!probe)
-        throw std::system_error(errno, std::generic_category(),
-                                "openat2(RESOLVE_BENEATH) is unavailable (Linux >= 5.6 is required)");
+        throw std::system_error(
+            errno, std::generic_category(),
+            "openat2(RESOLVE_BENEATH) is unavailable (Linux >= 5.6 is required)");
 }
 
 resolved path_resolver::open(std::string_view path, int flags) const {
@@ -183,6 +191,8 @@ resolved path_resolver::open_directory(std::string_view path) const {
     return reopen(std::move(r), O_RDONLY | O_DIRECTORY);
 }
 
-resolved path_resolver::stat_path(std::string_view path) const { return open(path, O_PATH); }
+resolved path_resolver::stat_path(std::string_view path) const {
+    return open(path, O_PATH);
+}
 
 } // namespace ferry::server

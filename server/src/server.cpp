@@ -6,17 +6,14 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <sys/socket.h>
-
-#include <spdlog/fmt/ranges.h>
-
 #include <cstdio>
 #include <fstream>
+#include <spdlog/fmt/ranges.h>
+#include <sys/socket.h>
 #include <system_error>
 
 namespace ferry::server {
@@ -144,23 +141,22 @@ asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& ac
             continue;
         }
         auto& entry = w.registry.add(info.id);
-        asio::co_spawn(w.ctx,
-                       run_session(stream_socket{std::move(socket)}, ctx, info, w.registry, entry,
-                                   connection_slot{limits_, peer.address()}),
-                       asio::bind_cancellation_slot(
-                           entry.signal.slot(),
-                           session_done{&w.registry, info.id, log_.server.get()}));
+        asio::co_spawn(
+            w.ctx,
+            run_session(stream_socket{std::move(socket)}, ctx, info, w.registry, entry,
+                        connection_slot{limits_, peer.address()}),
+            asio::bind_cancellation_slot(entry.signal.slot(),
+                                         session_done{&w.registry, info.id, log_.server.get()}));
     }
 }
 
-asio::awaitable<void> server::supervise(asio::io_context& main) {
+asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set& signals) {
     using namespace asio::experimental::awaitable_operators;
-    asio::signal_set signals{main, SIGINT, SIGTERM};
     auto [ec, signo] = co_await signals.async_wait(use_nothrow);
     if (ec)
         co_return; // every worker ended by itself
-    log_.server->info("received signal {}: not accepting; draining transfers for up to {} s",
-                      signo, static_cast<double>(config_.drain_timeout.count()) / 1000.0);
+    log_.server->info("received signal {}: not accepting; draining transfers for up to {} s", signo,
+                      static_cast<double>(config_.drain_timeout.count()) / 1000.0);
     for (auto& w : workers_)
         asio::post(w->ctx, [&w = *w] {
             for (auto& a : w.acceptors) {
@@ -190,12 +186,15 @@ int server::run() {
     for (auto& w : workers_)
         for (auto& a : w->acceptors)
             asio::co_spawn(w->ctx, accept_loop(*w, a), task_done{"accept loop", log_.server.get()});
+    // Signals are caught before anyone can learn the port: a SIGTERM right after the port file
+    // appears already drains.
+    asio::signal_set signals{main, SIGINT, SIGTERM};
     write_port_file();
     log_.server->info("serving {} on {} thread(s), port(s) {}", config_.root.string(),
                       workers_.size(), fmt::join(ports_, ","));
 
     asio::cancellation_signal stop_supervisor;
-    asio::co_spawn(main, supervise(main),
+    asio::co_spawn(main, supervise(main, signals),
                    asio::bind_cancellation_slot(stop_supervisor.slot(),
                                                 task_done{"supervisor", log_.server.get()}));
     std::size_t finished = 0;
@@ -208,6 +207,7 @@ int server::run() {
             });
         });
     main.run();
+    signals.cancel();
     for (auto& w : workers_)
         w->thread.join();
     digests_.join();

@@ -5,19 +5,17 @@
 #include "ferry/transport/frame_io.hpp"
 #include "ferry/transport/with_timeout.hpp"
 
+#include <array>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
-
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-
-#include <array>
 #include <cerrno>
 #include <chrono>
+#include <dirent.h>
+#include <fcntl.h>
 #include <memory>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <vector>
 
 namespace ferry::server {
@@ -35,9 +33,9 @@ namespace {
 /// How one request ended, for the access log and for the session loop.
 struct exchange {
     fp::status status = fp::status::ok;
-    std::uint64_t bytes = 0;  ///< body bytes (GET) or entries (LIST) sent
-    bool keep_open = true;    ///< false: the connection is broken or must close
-    std::string range;        ///< "offset-end/size" for GET
+    std::uint64_t bytes = 0; ///< body bytes (GET) or entries (LIST) sent
+    bool keep_open = true;   ///< false: the connection is broken or must close
+    std::string range;       ///< "offset-end/size" for GET
 };
 
 /// Cuts `text` to the protocol's limit without splitting a UTF-8 sequence.
@@ -71,8 +69,8 @@ asio::awaitable<void> lingering_close(stream_socket& socket) {
         const auto left = deadline - clock::now();
         if (left <= clock::duration::zero())
             break;
-        auto [ec, n] = co_await with_timeout(
-            socket.async_read_some(asio::buffer(sink), use_nothrow), left);
+        auto [ec, n] =
+            co_await with_timeout(socket.async_read_some(asio::buffer(sink), use_nothrow), left);
         if (ec)
             break;
         discarded += n;
@@ -111,10 +109,10 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     }
     if (req.offset > size) {
         x.status = fp::status::range_not_satisfiable;
-        x.keep_open = !co_await send_error(
-            socket, ctx, x.status,
-            "range not satisfiable: offset " + std::to_string(req.offset) + " is beyond the " +
-                std::to_string(size) + "-byte file " + req.path);
+        x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                           "range not satisfiable: offset " +
+                                               std::to_string(req.offset) + " is beyond the " +
+                                               std::to_string(size) + "-byte file " + req.path);
         co_return x;
     }
     const std::uint64_t length = std::min(req.length, size - req.offset);
@@ -126,10 +124,10 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     std::array<std::byte, 128> buf;
     const auto header_size = fp::encoded_size(header);
     (void)fp::encode(header, buf);
-    auto [hec, hn] = co_await with_timeout(
-        socket.async_send(asio::buffer(buf.data(), header_size), length > 0 ? MSG_MORE : 0,
-                          use_nothrow),
-        ctx.config.progress_timeout);
+    auto [hec, hn] =
+        co_await with_timeout(socket.async_send(asio::buffer(buf.data(), header_size),
+                                                length > 0 ? MSG_MORE : 0, use_nothrow),
+                              ctx.config.progress_timeout);
     if (!hec && hn < header_size) // a partial send of a 72-byte frame: finish it
         std::tie(hec, hn) = co_await with_timeout(
             asio::async_write(socket, asio::buffer(buf.data() + hn, header_size - hn), use_nothrow),
@@ -152,10 +150,11 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     // Unchanged means: every byte came from the file, and it still has the size and mtime it
     // had when the header went out.
     struct stat after {};
-    const bool unchanged = !sent.truncated && ::fstat(file.fd.get(), &after) == 0 &&
-                           make_identity(after) == identity;
+    const bool unchanged =
+        !sent.truncated && ::fstat(file.fd.get(), &after) == 0 && make_identity(after) == identity;
     x.status = unchanged ? fp::status::ok : fp::status::changed;
-    x.keep_open = !co_await write_frame(socket, fp::get_trailer{x.status}, ctx.config.progress_timeout);
+    x.keep_open =
+        !co_await write_frame(socket, fp::get_trailer{x.status}, ctx.config.progress_timeout);
     co_return x;
 }
 
@@ -170,7 +169,8 @@ asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_contex
         target = ctx.resolver.stat_path(req.path);
     if (target.status != fp::status::ok) {
         x.status = target.status;
-        x.keep_open = !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
+        x.keep_open =
+            !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
         co_return x;
     }
     fp::stat_reply reply{kind_of(target.st), make_identity(target.st),
@@ -209,7 +209,8 @@ list_batch read_batch(const dir_ptr& dir) {
     list_batch b;
     std::size_t size = fp::encoded_size(b.frame);
     // Stop while a largest-possible entry still fits, so no entry is ever read and dropped.
-    const std::size_t largest_entry = fp::encoded_size(fp::list_entry{std::string(fp::max_name_size, 'x')});
+    const std::size_t largest_entry =
+        fp::encoded_size(fp::list_entry{std::string(fp::max_name_size, 'x')});
     while (size + largest_entry <= fp::max_frame_size) {
         errno = 0;
         const dirent* d = ::readdir(dir.get());
@@ -238,7 +239,8 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
     auto target = ctx.resolver.open_directory(req.path);
     if (target.status != fp::status::ok) {
         x.status = target.status;
-        x.keep_open = !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
+        x.keep_open =
+            !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
         co_return x;
     }
     dir_ptr dir{::fdopendir(target.fd.get()), [](DIR* d) {
@@ -247,7 +249,8 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
                 }};
     if (!dir) {
         x.status = fp::status::internal_error;
-        x.keep_open = !co_await send_error(socket, ctx, x.status, "internal error: cannot read directory " + req.path);
+        x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                           "internal error: cannot read directory " + req.path);
         co_return x;
     }
     (void)target.fd.release(); // the DIR owns the descriptor now
@@ -269,7 +272,8 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
             break;
         }
     }
-    x.keep_open = !co_await write_frame(socket, fp::list_end{x.status, x.bytes}, ctx.config.progress_timeout);
+    x.keep_open =
+        !co_await write_frame(socket, fp::list_end{x.status, x.bytes}, ctx.config.progress_timeout);
     co_return x;
 }
 
@@ -277,10 +281,14 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
 
 const char* method_name(fp::frame_type t) {
     switch (t) {
-    case fp::frame_type::get_request: return "GET";
-    case fp::frame_type::stat_request: return "STAT";
-    case fp::frame_type::list_request: return "LIST";
-    default: return "?";
+    case fp::frame_type::get_request:
+        return "GET";
+    case fp::frame_type::stat_request:
+        return "STAT";
+    case fp::frame_type::list_request:
+        return "LIST";
+    default:
+        return "?";
     }
 }
 
@@ -311,9 +319,9 @@ asio::awaitable<void> run_session(stream_socket socket, session_context ctx, ses
                 // Wait for the first byte of the next request without a buffer. The first
                 // request has the request timeout; later ones the idle keep-alive timeout.
                 entry.idle = true;
-                auto [ec] = co_await with_timeout(
-                    socket.async_wait(stream_socket::wait_read, use_nothrow),
-                    requests == 0 ? cfg.request_timeout : cfg.idle_timeout);
+                auto [ec] =
+                    co_await with_timeout(socket.async_wait(stream_socket::wait_read, use_nothrow),
+                                          requests == 0 ? cfg.request_timeout : cfg.idle_timeout);
                 entry.idle = false;
                 if (ec && ec != asio::error::operation_aborted) {
                     why = ec != asio::error::timed_out ? ec.message()
@@ -334,7 +342,8 @@ asio::awaitable<void> run_session(stream_socket socket, session_context ctx, ses
         }
         auto r = co_await transport::read_frame(socket, buffer, cfg.request_timeout);
         if (r.net) {
-            why = r.net == asio::error::eof && !buffer.empty() ? "closed mid-request" : describe(r.net);
+            why = r.net == asio::error::eof && !buffer.empty() ? "closed mid-request"
+                                                               : describe(r.net);
             break;
         }
         if (r.protocol) {
@@ -369,15 +378,25 @@ asio::awaitable<void> run_session(stream_socket socket, session_context ctx, ses
         fp::stat_request stat;
         fp::list_request list;
         switch (type) {
-        case fp::frame_type::get_request: bad = fp::decode(r.frame.payload, get); path = get.path; break;
-        case fp::frame_type::stat_request: bad = fp::decode(r.frame.payload, stat); path = stat.path; break;
-        default: bad = fp::decode(r.frame.payload, list); path = list.path; break;
+        case fp::frame_type::get_request:
+            bad = fp::decode(r.frame.payload, get);
+            path = get.path;
+            break;
+        case fp::frame_type::stat_request:
+            bad = fp::decode(r.frame.payload, stat);
+            path = stat.path;
+            break;
+        default:
+            bad = fp::decode(r.frame.payload, list);
+            path = list.path;
+            break;
         }
         buffer.consume(r.frame.size);
         if (bad) {
             x.status = fp::status_for(bad);
-            x.keep_open = !co_await send_error(socket, ctx, x.status,
-                                               std::string{fp::status_text(x.status)} + ": " + bad.message());
+            x.keep_open =
+                !co_await send_error(socket, ctx, x.status,
+                                     std::string{fp::status_text(x.status)} + ": " + bad.message());
         } else if (type == fp::frame_type::get_request) {
             x = co_await serve_get(socket, ctx, get, limiter);
         } else if (type == fp::frame_type::stat_request) {
@@ -385,7 +404,8 @@ asio::awaitable<void> run_session(stream_socket socket, session_context ctx, ses
         } else {
             x = co_await serve_list(socket, ctx, list);
         }
-        const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
+        const auto micros =
+            std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
         ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", info.id, info.peer,
                         method_name(type), path, x.range.empty() ? "-" : x.range, x.bytes,
                         x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
@@ -401,15 +421,17 @@ asio::awaitable<void> run_session(stream_socket socket, session_context ctx, ses
         co_await lingering_close(socket);
     else
         socket.close(ignored);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened).count();
-    ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", info.id, info.peer, why, requests, ms);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened).count();
+    ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", info.id, info.peer, why, requests,
+                 ms);
 }
 
 asio::awaitable<void> refuse_busy(stream_socket socket, session_context ctx, session_info info) {
     co_await asio::this_coro::throw_if_cancelled(false);
     ctx.log.warn("[conn {}] {} refused: busy (connection limit)", info.id, info.peer);
-    co_await send_error(socket, ctx, fp::status::busy, "busy: too many connections; retry later", true,
-                        static_cast<std::uint32_t>(ctx.config.busy_retry_after.count()));
+    co_await send_error(socket, ctx, fp::status::busy, "busy: too many connections; retry later",
+                        true, static_cast<std::uint32_t>(ctx.config.busy_retry_after.count()));
     co_await lingering_close(socket);
 }
 

@@ -10,7 +10,9 @@ session_registry::entry& session_registry::add(std::uint64_t id) {
     return *e;
 }
 
-void session_registry::remove(std::uint64_t id) noexcept { sessions_.erase(id); }
+void session_registry::remove(std::uint64_t id) noexcept {
+    sessions_.erase(id);
+}
 
 void session_registry::drain() {
     draining_ = true;

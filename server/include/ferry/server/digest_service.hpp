@@ -6,12 +6,13 @@
 #include "ferry/protocol/messages.hpp"
 #include "ferry/transport/asio.hpp"
 
+#include <atomic>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/thread_pool.hpp>
-
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -44,6 +45,9 @@ public:
     /// The pool for blocking work.
     asio::thread_pool& pool() noexcept { return pool_; }
 
+    /// How many digests were computed (not served from the cache or shared).
+    std::uint64_t computations() const noexcept { return computations_.load(); }
+
     /// Waits for running work to finish and stops the pool.
     void join();
 
@@ -67,6 +71,7 @@ private:
     std::mutex mutex_;
     std::map<protocol::file_identity, entry> entries_;
     std::deque<protocol::file_identity> done_order_; ///< completed entries, oldest first
+    std::atomic<std::uint64_t> computations_{0};
 };
 
 /// SHA-256 of `length` bytes of `fd` from offset 0, read with pread in 1 MiB blocks.

@@ -5,7 +5,6 @@
 #include "ferry/transport/asio.hpp"
 
 #include <boost/asio/generic/stream_protocol.hpp>
-
 #include <cstdint>
 
 namespace ferry::server {
@@ -14,7 +13,7 @@ namespace asio = boost::asio;
 using stream_socket = asio::generic::stream_protocol::socket;
 
 struct send_result {
-    transport::error_code ec; ///< timed_out (no progress), a socket error, or operation_aborted
+    transport::error_code ec;    ///< timed_out (no progress), a socket error, or operation_aborted
     std::uint64_t from_file = 0; ///< body bytes that came from the file
     bool truncated = false;      ///< the file ended early; the rest of the body was zero-filled
 };

@@ -11,11 +11,10 @@
 #include "ferry/server/config.hpp"
 #include "ferry/server/unique_fd.hpp"
 
-#include <sys/stat.h>
-
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 
 namespace ferry::server {
 

@@ -12,7 +12,8 @@ namespace ferry::server {
 /// most 1 MiB). A rate of 0 means unlimited. Not thread-safe: one per connection.
 class rate_limiter {
 public:
-    explicit rate_limiter(std::uint64_t rate, transport::clock::time_point now = transport::clock::now())
+    explicit rate_limiter(std::uint64_t rate,
+                          transport::clock::time_point now = transport::clock::now())
         : rate_(rate), burst_(std::clamp<std::uint64_t>(rate / 10, 4096, 1 << 20)),
           tokens_(static_cast<double>(burst_)), last_(now) {}
 

@@ -12,13 +12,13 @@
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/session_registry.hpp"
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <spdlog/logger.h>
-
-#include <atomic>
+#include <boost/asio/signal_set.hpp>
 #include <cstdint>
 #include <memory>
+#include <spdlog/logger.h>
 #include <thread>
 #include <vector>
 
@@ -55,7 +55,7 @@ private:
     };
 
     asio::awaitable<void> accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor);
-    asio::awaitable<void> supervise(asio::io_context& main);
+    asio::awaitable<void> supervise(asio::io_context& main, asio::signal_set& signals);
     void write_port_file() const;
 
     server_config config_;

@@ -8,9 +8,8 @@
 #include "ferry/server/session_registry.hpp"
 #include "ferry/transport/asio.hpp"
 
-#include <spdlog/logger.h>
-
 #include <cstdint>
+#include <spdlog/logger.h>
 #include <string>
 
 namespace ferry::server {

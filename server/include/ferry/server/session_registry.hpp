@@ -2,10 +2,9 @@
 // connection_limits: the global and per-address connection caps shared by all threads.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/address.hpp>
-
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>

@@ -7,10 +7,9 @@
 #include "ferry/transport/asio.hpp"
 #include "ferry/transport/with_timeout.hpp"
 
+#include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
-
-#include <array>
 #include <cstddef>
 #include <span>
 #include <vector>
@@ -42,10 +41,10 @@ private:
 /// The outcome of read_frame: a network error, a protocol error (bad bytes) or a frame whose
 /// payload lives in the frame_buffer until the caller consumes `frame.size` bytes.
 struct read_result {
-    error_code net;                  ///< EOF, reset, timed_out, operation_aborted ...
-    std::error_code protocol;        ///< the stream is not valid Ferry
-    std::uint8_t seen_version = 0;   ///< for an unsupported_version reply
-    protocol::frame frame;           ///< valid when neither error is set
+    error_code net;                ///< EOF, reset, timed_out, operation_aborted ...
+    std::error_code protocol;      ///< the stream is not valid Ferry
+    std::uint8_t seen_version = 0; ///< for an unsupported_version reply
+    protocol::frame frame;         ///< valid when neither error is set
 };
 
 /// Reads until `buffer` holds one complete frame, for at most `timeout` in total (a peer that

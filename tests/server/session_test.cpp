@@ -1,0 +1,478 @@
+// run_session over in-process socket pairs: what a client sees for every kind of request,
+// malformed input, timeout and shutdown.
+#include "support/session_harness.hpp"
+
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <set>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace ferry::test {
+namespace {
+
+using fp::status;
+
+std::string sha256_hex(const std::string& s) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+    return to_hex(std::as_bytes(std::span{d}));
+}
+
+struct SessionTest : ::testing::Test {
+    session_harness h;
+};
+
+TEST_F(SessionTest, WholeFilesOfAssortedSizesAreByteIdentical) {
+    const std::size_t sizes[] = {0, 1, 2, 4095, 4096, 65535, 65537, (1 << 20) + 3, 5 << 20};
+    for (auto size : sizes)
+        write_file(h.root / ("f" + std::to_string(size)), make_content(size));
+    h.start();
+    auto c = h.connect();
+    for (auto size : sizes) { // one connection, keep-alive
+        SCOPED_TRACE(size);
+        auto r = c.get("f" + std::to_string(size));
+        EXPECT_EQ(r.header.size, size);
+        EXPECT_EQ(r.header.offset, 0U);
+        EXPECT_EQ(r.header.length, size);
+        EXPECT_EQ(r.trailer, status::ok);
+        EXPECT_TRUE(r.body == make_content(size)) << "body differs";
+    }
+}
+
+TEST_F(SessionTest, RangesAtTheEdges) {
+    const auto content = make_content(1000);
+    write_file(h.root / "f", content);
+    write_file(h.root / "empty", "");
+    h.start();
+    auto c = h.connect();
+    struct row {
+        std::uint64_t offset, length, served_offset, served_length;
+    };
+    for (const row& r :
+         {row{0, 0, 0, 0}, row{0, 1, 0, 1}, row{999, 1, 999, 1}, row{999, fp::to_end, 999, 1},
+          row{1000, fp::to_end, 1000, 0}, row{1000, 5, 1000, 0}, row{10, 5000, 10, 990},
+          row{500, 100, 500, 100}, row{0, fp::to_end, 0, 1000}}) {
+        SCOPED_TRACE(std::to_string(r.offset) + "+" + std::to_string(r.length));
+        auto g = c.get("f", r.offset, r.length);
+        EXPECT_EQ(g.header.offset, r.served_offset);
+        EXPECT_EQ(g.header.length, r.served_length);
+        EXPECT_EQ(g.body, content.substr(static_cast<std::size_t>(r.served_offset),
+                                         static_cast<std::size_t>(r.served_length)));
+        EXPECT_EQ(g.trailer, status::ok);
+    }
+    c.send(fp::get_request{"f", 1001, 1, std::nullopt});
+    auto e = c.read_error();
+    EXPECT_EQ(e.code, status::range_not_satisfiable);
+    EXPECT_FALSE(e.closing);
+    auto g = c.get("empty");
+    EXPECT_EQ(g.header.size, 0U);
+    EXPECT_EQ(g.trailer, status::ok);
+    c.send(fp::get_request{"empty", 1, fp::to_end, std::nullopt});
+    EXPECT_EQ(c.read_error().code, status::range_not_satisfiable);
+}
+
+TEST_F(SessionTest, PipelinedRequestsAreAnsweredInOrder) {
+    write_file(h.root / "a", make_content(300000, 1));
+    write_file(h.root / "b", make_content(7, 2));
+    h.start();
+    auto c = h.connect();
+    bytes all;
+    for (const auto& m : {any_message{fp::get_request{"a", 0, fp::to_end, std::nullopt}},
+                          any_message{fp::stat_request{"b", false}},
+                          any_message{fp::get_request{"missing", 0, fp::to_end, std::nullopt}},
+                          any_message{fp::get_request{"b", 0, fp::to_end, std::nullopt}}}) {
+        auto b = encode_exact(m);
+        all.insert(all.end(), b.begin(), b.end());
+    }
+    c.send_raw(all);
+    EXPECT_TRUE(c.read_get().body == make_content(300000, 1));
+    EXPECT_EQ(c.read<fp::stat_reply>().size, 7U);
+    EXPECT_EQ(c.read_error().code, status::not_found);
+    EXPECT_EQ(c.read_get().body, make_content(7, 2));
+}
+
+TEST_F(SessionTest, IdentityGuardsResume) {
+    write_file(h.root / "f", make_content(100));
+    h.start();
+    auto c = h.connect();
+    auto first = c.get("f", 0, 10);
+    c.send(fp::get_request{"f", 10, fp::to_end, first.header.identity});
+    auto rest = c.read_get();
+    EXPECT_EQ(first.body + rest.body, make_content(100));
+    EXPECT_EQ(rest.header.identity, first.header.identity);
+
+    write_file(h.root / "f", make_content(100, 9)); // same size, new content and mtime
+    struct timespec times[2] = {{0, UTIME_OMIT}, {12345, 678}};
+    ::utimensat(AT_FDCWD, (h.root / "f").c_str(), times, 0);
+    c.send(fp::get_request{"f", 10, fp::to_end, first.header.identity});
+    auto e = c.read_error();
+    EXPECT_EQ(e.code, status::changed);
+    EXPECT_FALSE(e.closing);
+    EXPECT_EQ(c.get("f").body, make_content(100, 9)); // the connection still works
+}
+
+TEST_F(SessionTest, EveryRefusalHasItsStatusAndKeepsTheConnection) {
+    write_file(h.root / "dir/inside.txt", "in");
+    std::filesystem::create_symlink("/etc/hostname", h.root / "escape");
+    std::filesystem::create_symlink("dir/inside.txt", h.root / "link");
+    ::mkfifo((h.root / "fifo").c_str(), 0600);
+    h.start();
+    auto c = h.connect();
+    struct row {
+        std::string path;
+        status expected;
+    };
+    for (const auto& r :
+         {row{"missing", status::not_found}, row{"dir/missing", status::not_found},
+          row{"dir/inside.txt/x", status::not_found}, row{"../outside", status::forbidden},
+          row{"dir/../../x", status::forbidden}, row{"escape", status::forbidden},
+          row{"dir", status::not_regular_file}, row{"", status::not_regular_file},
+          row{"fifo", status::not_regular_file}, row{"/etc/hostname", status::bad_request},
+          row{std::string(300, 'n'), status::bad_request}}) {
+        SCOPED_TRACE(r.path);
+        c.send(fp::get_request{r.path, 0, fp::to_end, std::nullopt});
+        auto e = c.read_error();
+        EXPECT_EQ(e.code, r.expected) << e.message;
+        EXPECT_FALSE(e.closing);
+        EXPECT_NE(e.message.find(std::string{fp::status_text(r.expected)}), std::string::npos)
+            << e.message;
+    }
+    // Inside the root, symlinks and `..` work; repeated and trailing slashes are ignored.
+    for (const auto* p : {"link", "dir/../dir/inside.txt", "dir//inside.txt", "./dir/inside.txt"})
+        EXPECT_EQ(c.get(p).body, "in") << p;
+}
+
+TEST_F(SessionTest, SymlinkPolicies) {
+    write_file(h.root / "real.txt", "real");
+    std::filesystem::create_symlink("real.txt", h.root / "link");
+    h.config.symlinks = fs::symlink_policy::deny;
+    h.start();
+    auto c = h.connect();
+    c.send(fp::get_request{"link", 0, fp::to_end, std::nullopt});
+    EXPECT_EQ(c.read_error().code, status::forbidden);
+    EXPECT_EQ(c.get("real.txt").body, "real");
+}
+
+TEST_F(SessionTest, FollowPolicyFollowsOutsideButKeepsDotDotInside) {
+    temp_dir outside;
+    write_file(outside / "secret", "outside");
+    std::filesystem::create_symlink(outside / "secret", h.root / "out");
+    h.config.symlinks = fs::symlink_policy::follow;
+    h.start();
+    auto c = h.connect();
+    EXPECT_EQ(c.get("out").body, "outside");
+    c.send(fp::get_request{"../" + outside.path().filename().string() + "/secret", 0, fp::to_end,
+                           std::nullopt});
+    EXPECT_EQ(c.read_error().code, status::forbidden);
+}
+
+TEST_F(SessionTest, MalformedFramesGetTheirStatusThenTheConnectionCloses) {
+    h.start();
+    struct row {
+        bytes data;
+        status expected;
+    };
+    auto header = [](std::uint8_t version, std::uint8_t type, std::uint16_t size) {
+        return bytes{std::byte{0xFE},
+                     std::byte{'F'},
+                     std::byte{'R'},
+                     std::byte{'Y'},
+                     std::byte{version},
+                     std::byte{type},
+                     static_cast<std::byte>(size >> 8U),
+                     static_cast<std::byte>(size & 0xFFU)};
+    };
+    const row rows[] = {
+        {to_bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), status::bad_request},
+        {header(2, 1, 0), status::unsupported_version},
+        {header(1, 0x7f, 0), status::bad_request},
+        {header(1, 1, 0xFFFF), status::too_large},
+        {encode_exact(fp::get_trailer{status::ok}), status::bad_request}, // a reply type
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(to_hex(r.data));
+        auto c = h.connect();
+        c.send_raw(r.data);
+        auto e = c.read_error();
+        EXPECT_EQ(e.code, r.expected) << e.message;
+        EXPECT_TRUE(e.closing);
+        EXPECT_TRUE(c.wait_closed());
+        if (r.expected == status::unsupported_version) {
+            EXPECT_EQ(e.message, "unsupported version 2; this server speaks version 1");
+        }
+    }
+}
+
+TEST_F(SessionTest, BadFieldsInAWellFormedFrameKeepTheConnection) {
+    write_file(h.root / "f", "x");
+    h.start();
+    auto c = h.connect();
+    auto frame = encode_exact(fp::get_request{"f", 0, fp::to_end, std::nullopt});
+    frame[8] = std::byte{0x80}; // reserved flag
+    c.send_raw(frame);
+    EXPECT_EQ(c.read_error().code, status::bad_request);
+    // A 4097-byte path: too large, but the frame itself is fine.
+    auto long_path =
+        encode_exact(fp::get_request{std::string(4096, 'a'), 0, fp::to_end, std::nullopt});
+    long_path[58] = std::byte{0x01}; // path_length 0x1001
+    long_path[6] = std::byte{0x10};  // payload length grows by one byte ...
+    long_path[7] = std::byte{0x34};
+    long_path.push_back(std::byte{'a'}); // ... which is this one
+    c.send_raw(long_path);
+    auto e = c.read_error();
+    EXPECT_EQ(e.code, status::too_large) << e.message;
+    EXPECT_FALSE(e.closing);
+    auto bad_utf8 = encode_exact(fp::stat_request{"ab", false});
+    bad_utf8.back() = std::byte{0xFF};
+    c.send_raw(bad_utf8);
+    EXPECT_EQ(c.read_error().code, status::bad_request);
+    EXPECT_EQ(c.get("f").body, "x");
+}
+
+TEST_F(SessionTest, StatReportsKindsAndTheRightDigest) {
+    const auto content = make_content(3 << 20);
+    write_file(h.root / "f", content);
+    std::filesystem::create_directory(h.root / "d");
+    h.start();
+    auto c = h.connect();
+    c.send(fp::stat_request{"f", true});
+    auto s = c.read<fp::stat_reply>();
+    EXPECT_EQ(s.kind, fp::file_kind::regular);
+    EXPECT_EQ(s.size, content.size());
+    ASSERT_TRUE(s.sha256);
+    EXPECT_EQ(to_hex(*s.sha256), sha256_hex(content));
+    c.send(fp::stat_request{"f", false});
+    auto plain = c.read<fp::stat_reply>();
+    EXPECT_FALSE(plain.sha256);
+    EXPECT_EQ(plain.identity, s.identity);
+    c.send(fp::stat_request{"d", true});
+    auto d = c.read<fp::stat_reply>();
+    EXPECT_EQ(d.kind, fp::file_kind::directory);
+    EXPECT_FALSE(d.sha256);
+    c.send(fp::stat_request{"nope", true});
+    EXPECT_EQ(c.read_error().code, status::not_found);
+}
+
+TEST_F(SessionTest, ConcurrentDigestRequestsShareOneComputation) {
+    const auto content = make_content(8 << 20, 3);
+    write_file(h.root / "f", content);
+    h.start();
+    std::vector<test_client> clients;
+    for (int i = 0; i < 8; ++i)
+        clients.push_back(h.connect());
+    for (auto& c : clients)
+        c.send(fp::stat_request{"f", true});
+    for (auto& c : clients) {
+        auto s = c.read<fp::stat_reply>();
+        ASSERT_TRUE(s.sha256);
+        EXPECT_EQ(to_hex(*s.sha256), sha256_hex(content));
+    }
+    EXPECT_EQ(h.digests().computations(), 1U);
+    // Later requests come from the cache.
+    clients[0].send(fp::stat_request{"f", true});
+    (void)clients[0].read<fp::stat_reply>();
+    EXPECT_EQ(h.digests().computations(), 1U);
+}
+
+TEST_F(SessionTest, ListStreamsLargeDirectoriesCompletely) {
+    std::set<std::string> names;
+    for (int i = 0; i < 3000; ++i) {
+        auto name = "file-" + std::to_string(i) + "-" + std::string(60, 'x');
+        write_file(h.root / "big" / name, std::to_string(i));
+        names.insert(name);
+    }
+    std::filesystem::create_directory(h.root / "big" / "subdir");
+    names.insert("subdir");
+    write_file(h.root / "big" /
+                   "bad\xff"
+                   "name",
+               "not UTF-8: skipped");
+    h.start();
+    auto c = h.connect();
+    c.send(fp::list_request{"big"});
+    std::set<std::string> seen;
+    int frames = 0;
+    for (;;) {
+        auto d = c.read_frame();
+        ASSERT_FALSE(d.error);
+        if (auto* e = std::get_if<fp::list_entries>(&d.message)) {
+            ++frames;
+            for (const auto& x : e->entries) {
+                EXPECT_TRUE(seen.insert(x.name).second) << "listed twice: " << x.name;
+                EXPECT_EQ(x.kind,
+                          x.name == "subdir" ? fp::file_kind::directory : fp::file_kind::regular);
+            }
+            continue;
+        }
+        auto end = std::get<fp::list_end>(d.message);
+        EXPECT_EQ(end.code, status::ok);
+        EXPECT_EQ(end.entry_count, seen.size());
+        break;
+    }
+    EXPECT_EQ(seen, names);
+    EXPECT_GT(frames, 1);
+    c.send(fp::list_request{"big/file-1-" + std::string(60, 'x')});
+    EXPECT_EQ(c.read_error().code, status::not_regular_file);
+    c.send(fp::list_request{""});
+    auto root = c.read<fp::list_entries>();
+    ASSERT_EQ(root.entries.size(), 1U);
+    EXPECT_EQ(root.entries[0].name, "big");
+    EXPECT_EQ(c.read<fp::list_end>().entry_count, 1U);
+}
+
+TEST_F(SessionTest, RequestTimeoutClosesASlowlorisConnection) {
+    h.config.request_timeout = std::chrono::milliseconds(300);
+    h.start();
+    auto silent = h.connect(); // sends nothing at all
+    auto trickle = h.connect();
+    auto frame = encode_exact(fp::stat_request{"f", false});
+    trickle.send_raw(std::span{frame}.first(5)); // part of a frame, never the rest
+    EXPECT_TRUE(silent.wait_closed());
+    EXPECT_TRUE(trickle.wait_closed());
+}
+
+TEST_F(SessionTest, IdleTimeoutClosesAKeptAliveConnection) {
+    write_file(h.root / "f", "x");
+    h.config.idle_timeout = std::chrono::milliseconds(300);
+    h.start();
+    auto c = h.connect();
+    EXPECT_EQ(c.get("f").body, "x");
+    EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(SessionTest, ProgressTimeoutAbortsAStuckReaderButNotASlowOne) {
+    const auto content = make_content(16 << 20, 5);
+    write_file(h.root / "big", content);
+    h.config.progress_timeout = std::chrono::milliseconds(400);
+    h.start();
+    // A reader that keeps reading, slowly: the whole transfer takes far longer than the
+    // progress timeout, yet it completes, because the timeout is between writes.
+    auto slow = h.connect();
+    slow.set_receive_buffer(64 * 1024);
+    slow.send(fp::get_request{"big", 0, 2 << 20, std::nullopt});
+    auto header = slow.read<fp::get_header>();
+    std::string body;
+    const auto started = std::chrono::steady_clock::now();
+    while (body.size() < header.length) {
+        body += slow.read_body(std::min<std::uint64_t>(256 * 1024, header.length - body.size()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100)); // a slow reader, by design
+    }
+    EXPECT_GT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(600));
+    EXPECT_EQ(slow.read<fp::get_trailer>().code, status::ok);
+    EXPECT_TRUE(body == content.substr(0, 2 << 20));
+
+    // A reader that stops reading: aborted, the connection closes long before 16 MiB arrive.
+    auto stuck = h.connect();
+    stuck.set_receive_buffer(64 * 1024);
+    stuck.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
+    (void)stuck.read<fp::get_header>();
+    EXPECT_TRUE(h.sessions() >= 1);
+    // Wait (bounded) until the server gives up on it, reading nothing meanwhile.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (h.sessions() > 1 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20)); // polling a condition, bounded
+    EXPECT_EQ(h.sessions(), 1U);                                    // only `slow` is left
+    std::size_t received = 0;
+    try {
+        for (;;)
+            received += stuck.read_body(1).size();
+    } catch (const connection_ended&) {
+    }
+    EXPECT_LT(received, content.size());
+}
+
+TEST_F(SessionTest, TruncationDuringASendEndsAsChangedNeverOk) {
+    const std::size_t size = 64 << 20;
+    write_file(h.root / "big", make_content(size, 7));
+    h.start();
+    auto c = h.connect();
+    c.set_receive_buffer(64 * 1024);
+    c.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
+    auto header = c.read<fp::get_header>();
+    ASSERT_EQ(header.length, size);
+    auto first = c.read_body(1 << 20);
+    ASSERT_EQ(::truncate((h.root / "big").c_str(), 2 << 20), 0);
+    auto rest = c.read_body(size - first.size()); // the promised length still arrives ...
+    EXPECT_EQ(c.read<fp::get_trailer>().code, status::changed); // ... and is declared changed
+    EXPECT_EQ(c.get("big").header.size, 2U << 20); // and the connection is still usable
+}
+
+TEST_F(SessionTest, ModificationDuringASendEndsAsChanged) {
+    const std::size_t size = 32 << 20;
+    write_file(h.root / "big", make_content(size, 8));
+    h.start();
+    auto c = h.connect();
+    c.set_receive_buffer(64 * 1024);
+    c.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
+    (void)c.read<fp::get_header>();
+    auto first = c.read_body(1 << 20);
+    struct timespec times[2] = {{0, UTIME_OMIT}, {1, 0}}; // a new mtime
+    ASSERT_EQ(::utimensat(AT_FDCWD, (h.root / "big").c_str(), times, 0), 0);
+    (void)c.read_body(size - first.size());
+    EXPECT_EQ(c.read<fp::get_trailer>().code, status::changed);
+}
+
+TEST_F(SessionTest, RateLimitSlowsATransfer) {
+    write_file(h.root / "f", make_content(2 << 20));
+    h.config.rate_limit = 4 << 20; // 4 MiB/s, burst 0.4 MiB
+    h.start();
+    auto c = h.connect();
+    const auto started = std::chrono::steady_clock::now();
+    auto r = c.get("f");
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    EXPECT_TRUE(r.body == make_content(2 << 20));
+    // (2 MiB - 0.4 MiB burst) at 4 MiB/s takes at least 0.4 s: a lower bound cannot flake.
+    EXPECT_GE(elapsed, std::chrono::milliseconds(390));
+}
+
+TEST_F(SessionTest, DrainLetsTransfersFinishAndTurnsIdleConnectionsAway) {
+    const std::size_t size = 8 << 20;
+    write_file(h.root / "big", make_content(size, 4));
+    h.start();
+    auto idle = h.connect();
+    auto busy = h.connect();
+    busy.set_receive_buffer(64 * 1024);
+    busy.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
+    (void)busy.read<fp::get_header>();
+    auto first = busy.read_body(1 << 20);
+    // `idle` must be registered and waiting before the drain: a STAT round trip proves it.
+    write_file(h.root / "s", "s");
+    idle.send(fp::stat_request{"s", false});
+    (void)idle.read<fp::stat_reply>();
+    h.on_server([&] { h.registry().drain(); });
+
+    auto e = idle.read_error();
+    EXPECT_EQ(e.code, status::shutting_down);
+    EXPECT_TRUE(e.closing);
+    EXPECT_TRUE(idle.wait_closed());
+
+    auto rest = busy.read_body(size - first.size());
+    EXPECT_EQ(busy.read<fp::get_trailer>().code, status::ok);
+    EXPECT_TRUE(first + rest == make_content(size, 4));
+    EXPECT_EQ(busy.read_error().code, status::shutting_down);
+    EXPECT_TRUE(busy.wait_closed());
+}
+
+TEST_F(SessionTest, CancelAllStopsATransferMidBody) {
+    write_file(h.root / "big", make_content(64 << 20, 6));
+    h.start();
+    auto c = h.connect();
+    c.set_receive_buffer(64 * 1024);
+    c.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
+    (void)c.read<fp::get_header>();
+    (void)c.read_body(1 << 20);
+    h.on_server([&] { h.registry().cancel_all(); });
+    std::size_t received = 0;
+    try {
+        for (;;)
+            received += c.read_body(1).size();
+    } catch (const connection_ended&) {
+    }
+    EXPECT_LT(received, std::size_t{63} << 20);
+    EXPECT_EQ(h.sessions(), 0U);
+}
+
+} // namespace
+} // namespace ferry::test

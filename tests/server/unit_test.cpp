@@ -1,0 +1,339 @@
+// Unit tests of ferryd's parts: path_resolver, normalize, session_registry,
+// connection_limits, rate_limiter, config parsing, and the transport's with_timeout and
+// frame_buffer.
+#include "ferry/server/config.hpp"
+#include "ferry/server/path_resolver.hpp"
+#include "ferry/server/rate_limiter.hpp"
+#include "ferry/server/session_registry.hpp"
+#include "ferry/transport/frame_io.hpp"
+#include "ferry/transport/with_timeout.hpp"
+#include "support/temp_dir.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+namespace ferry::test {
+namespace {
+
+namespace fs = ferry::server;
+namespace asio = boost::asio;
+using fp_status = ferry::protocol::status;
+using ferry::transport::error_code;
+using ferry::transport::use_nothrow;
+
+// ---- path_resolver --------------------------------------------------------------------------
+
+TEST(Normalize, RelativePathsOnlyEmptyAndDotComponentsDropped) {
+    struct row {
+        const char* in;
+        fp_status status;
+        const char* out;
+    };
+    for (const auto& r :
+         {row{"", fp_status::ok, "."}, row{"a", fp_status::ok, "a"},
+          row{"a//b/", fp_status::ok, "a/b"}, row{"./a/./b/.", fp_status::ok, "a/b"},
+          row{"a/../b", fp_status::ok, "a/../b"}, row{"/a", fp_status::bad_request, ""},
+          row{"//a", fp_status::bad_request, ""}, row{"..", fp_status::ok, ".."}}) {
+        auto n = fs::normalize(r.in, fs::symlink_policy::inside);
+        EXPECT_EQ(n.status, r.status) << r.in;
+        if (n.status == fp_status::ok) {
+            EXPECT_EQ(n.path, r.out) << r.in;
+        }
+    }
+    // Under "follow" the kernel cannot keep `..` inside, so it is resolved lexically.
+    EXPECT_EQ(fs::normalize("a/../b", fs::symlink_policy::follow).path, "b");
+    EXPECT_EQ(fs::normalize("a/b/../..", fs::symlink_policy::follow).path, ".");
+    EXPECT_EQ(fs::normalize("..", fs::symlink_policy::follow).status, fp_status::forbidden);
+    EXPECT_EQ(fs::normalize("a/../../b", fs::symlink_policy::follow).status, fp_status::forbidden);
+}
+
+struct ResolverTest : ::testing::Test {
+    temp_dir outside;
+    temp_dir root;
+    void SetUp() override {
+        write_file(outside / "secret", "secret");
+        write_file(root / "file.txt", "content");
+        write_file(root / "dir/nested.txt", "nested");
+        std::filesystem::create_symlink("file.txt", root / "link_inside");
+        std::filesystem::create_symlink("dir", root / "dirlink_inside");
+        std::filesystem::create_symlink(outside / "secret", root / "link_absolute_out");
+        std::filesystem::create_symlink("../" + outside.path().filename().string() + "/secret",
+                                        root / "link_relative_out");
+        std::filesystem::create_symlink("dir/../..", root / "link_up");
+        std::filesystem::create_symlink("/proc/self/root/etc/hostname", root / "magic");
+        std::filesystem::create_symlink("loop", root / "loop");
+        std::filesystem::create_symlink("nowhere", root / "dangling");
+        ::mkfifo((root / "fifo").c_str(), 0600);
+        ::mknod((root / "null").c_str(), S_IFCHR | 0600, makedev(1, 3));
+    }
+};
+
+TEST_F(ResolverTest, HostileNamesNeverOpenAnythingOutsideTheRoot) {
+    fs::path_resolver r{root.path(), fs::symlink_policy::inside};
+    struct row {
+        std::string path;
+        fp_status status;
+    };
+    const std::vector<row> rows{
+        {"file.txt", fp_status::ok},
+        {"dir/nested.txt", fp_status::ok},
+        {"link_inside", fp_status::ok},
+        {"dirlink_inside/nested.txt", fp_status::ok},
+        {"dir/../file.txt", fp_status::ok},
+        {"../" + outside.path().filename().string() + "/secret", fp_status::forbidden},
+        {"..", fp_status::forbidden},
+        {"dir/../../etc/passwd", fp_status::forbidden},
+        {"link_absolute_out", fp_status::forbidden},
+        {"link_relative_out", fp_status::forbidden},
+        {"link_up/etc/passwd", fp_status::forbidden},
+        {"magic", fp_status::forbidden},
+        {"loop", fp_status::forbidden},
+        {"dangling", fp_status::not_found},
+        {"/etc/passwd", fp_status::bad_request},
+        {"missing", fp_status::not_found},
+        {"file.txt/x", fp_status::not_found},
+        {"fifo", fp_status::not_regular_file},
+        {"null", fp_status::not_regular_file},
+        {"dir", fp_status::not_regular_file},
+        {"", fp_status::not_regular_file},
+        {std::string(256, 'a'), fp_status::bad_request},
+        {std::string(4000, '/') + "file.txt", fp_status::bad_request},
+        {"./file.txt", fp_status::ok},
+        {"dir//nested.txt/", fp_status::ok},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.path.substr(0, 80));
+        auto f = r.open_file(row.path);
+        EXPECT_EQ(f.status, row.status) << f.reason;
+        EXPECT_EQ(static_cast<bool>(f.fd), row.status == fp_status::ok);
+        if (f.status == fp_status::ok) {
+            EXPECT_TRUE(S_ISREG(f.st.st_mode));
+        }
+    }
+}
+
+TEST_F(ResolverTest, DenyRefusesEverySymlinkFollowFollowsThem) {
+    fs::path_resolver deny{root.path(), fs::symlink_policy::deny};
+    EXPECT_EQ(deny.open_file("link_inside").status, fp_status::forbidden);
+    EXPECT_EQ(deny.open_file("dirlink_inside/nested.txt").status, fp_status::forbidden);
+    EXPECT_EQ(deny.open_file("file.txt").status, fp_status::ok);
+    fs::path_resolver follow{root.path(), fs::symlink_policy::follow};
+    EXPECT_EQ(follow.open_file("link_absolute_out").status, fp_status::ok);
+    EXPECT_EQ(follow.open_file("magic").status, fp_status::forbidden); // never magic links
+    EXPECT_EQ(follow.open_file("../x").status, fp_status::forbidden);
+}
+
+TEST_F(ResolverTest, DirectoriesAndStat) {
+    fs::path_resolver r{root.path(), fs::symlink_policy::inside};
+    EXPECT_EQ(r.open_directory("").status, fp_status::ok);
+    EXPECT_EQ(r.open_directory("dir").status, fp_status::ok);
+    EXPECT_EQ(r.open_directory("file.txt").status, fp_status::not_regular_file);
+    EXPECT_EQ(r.open_directory("..").status, fp_status::forbidden);
+    auto s = r.stat_path("fifo"); // stat never opens the FIFO for reading
+    EXPECT_EQ(s.status, fp_status::ok);
+    EXPECT_EQ(fs::kind_of(s.st), ferry::protocol::file_kind::other);
+    EXPECT_EQ(fs::kind_of(r.stat_path("dir").st), ferry::protocol::file_kind::directory);
+}
+
+TEST_F(ResolverTest, IdentityChangesWithTheFile) {
+    fs::path_resolver r{root.path(), fs::symlink_policy::inside};
+    const auto a = fs::make_identity(r.open_file("file.txt").st);
+    EXPECT_EQ(a, fs::make_identity(r.open_file("link_inside").st));
+    write_file(root / "file.txt", "content+");
+    EXPECT_NE(a, fs::make_identity(r.open_file("file.txt").st));
+}
+
+TEST(PathResolver, AMissingRootFailsAtStartUp) {
+    EXPECT_THROW(fs::path_resolver("/nonexistent/ferry-root", fs::symlink_policy::inside),
+                 std::system_error);
+}
+
+// ---- session_registry and connection_limits -------------------------------------------------
+
+TEST(ConnectionLimits, CountsAreExact) {
+    fs::connection_limits limits{3, 2};
+    const auto a = asio::ip::make_address("10.0.0.1");
+    const auto b = asio::ip::make_address("::1");
+    EXPECT_TRUE(limits.try_acquire(a));
+    EXPECT_TRUE(limits.try_acquire(a));
+    EXPECT_FALSE(limits.try_acquire(a)); // per address
+    EXPECT_TRUE(limits.try_acquire(b));
+    EXPECT_FALSE(limits.try_acquire(b)); // global
+    EXPECT_EQ(limits.active(), 3U);
+    limits.release(a);
+    EXPECT_TRUE(limits.try_acquire(b));
+    EXPECT_FALSE(limits.try_acquire(a));
+    { fs::connection_slot slot{limits, b}; }
+    EXPECT_EQ(limits.active(), 2U);
+}
+
+asio::awaitable<void> wait_forever(bool& finished, error_code& result) {
+    asio::steady_timer t{co_await asio::this_coro::executor, std::chrono::hours(1)};
+    auto [ec] = co_await t.async_wait(use_nothrow);
+    result = ec;
+    finished = true;
+}
+
+TEST(SessionRegistry, DrainCancelsIdleSessionsOnlyAndCancelAllTheRest) {
+    asio::io_context ctx;
+    fs::session_registry registry;
+    bool idle_done = false, busy_done = false;
+    error_code idle_ec, busy_ec;
+    auto& idle = registry.add(1);
+    idle.idle = true;
+    auto& busy = registry.add(2);
+    asio::co_spawn(ctx, wait_forever(idle_done, idle_ec),
+                   asio::bind_cancellation_slot(idle.signal.slot(),
+                                                [&](std::exception_ptr) { registry.remove(1); }));
+    asio::co_spawn(ctx, wait_forever(busy_done, busy_ec),
+                   asio::bind_cancellation_slot(busy.signal.slot(),
+                                                [&](std::exception_ptr) { registry.remove(2); }));
+    ctx.poll();
+    EXPECT_EQ(registry.size(), 2U);
+    registry.drain();
+    ctx.poll();
+    EXPECT_TRUE(registry.draining());
+    EXPECT_TRUE(idle_done);
+    EXPECT_EQ(idle_ec, asio::error::operation_aborted);
+    EXPECT_FALSE(busy_done);
+    EXPECT_EQ(registry.size(), 1U);
+    registry.cancel_all();
+    ctx.run_for(std::chrono::seconds(5));
+    EXPECT_TRUE(busy_done);
+    EXPECT_EQ(registry.size(), 0U);
+}
+
+// ---- rate_limiter ---------------------------------------------------------------------------
+
+TEST(RateLimiter, ABucketOfATenthOfASecond) {
+    using namespace std::chrono;
+    const auto t0 = ferry::transport::clock::now();
+    fs::rate_limiter limiter{1'000'000, t0}; // 1 MB/s: burst 100,000 bytes
+    ferry::transport::clock::duration wait{};
+    EXPECT_EQ(limiter.allowance(1'000'000, t0, wait), 100'000U);
+    limiter.consume(100'000);
+    EXPECT_EQ(limiter.allowance(1'000'000, t0, wait), 0U);
+    EXPECT_GT(wait, nanoseconds(0));
+    EXPECT_LE(wait, microseconds(10));
+    EXPECT_EQ(limiter.allowance(1'000'000, t0 + milliseconds(50), wait), 50'000U);
+    EXPECT_EQ(limiter.allowance(1'000'000, t0 + seconds(10), wait),
+              100'000U); // capped at the burst
+    fs::rate_limiter unlimited{0};
+    EXPECT_EQ(unlimited.allowance(123456789, t0, wait), 123456789U);
+}
+
+// ---- transport ------------------------------------------------------------------------------
+
+asio::awaitable<void> read_with_timeout(asio::local::stream_protocol::socket& s,
+                                        std::chrono::milliseconds timeout, error_code& out) {
+    std::array<char, 16> buf;
+    auto [ec, n] = co_await ferry::transport::with_timeout(
+        s.async_read_some(asio::buffer(buf), use_nothrow), timeout);
+    out = ec;
+}
+
+TEST(WithTimeout, ATimerBranchBecomesTimedOutAndCancellationStaysAborted) {
+    asio::io_context ctx;
+    asio::local::stream_protocol::socket a{ctx}, b{ctx};
+    asio::local::connect_pair(a, b);
+    error_code ec;
+    asio::co_spawn(ctx, read_with_timeout(a, std::chrono::milliseconds(50), ec),
+                   [](std::exception_ptr) {});
+    ctx.run_for(std::chrono::seconds(10));
+    EXPECT_EQ(ec, asio::error::timed_out);
+
+    // The operation wins when it completes first.
+    ctx.restart();
+    asio::write(b, asio::buffer("x", 1));
+    asio::co_spawn(ctx, read_with_timeout(a, std::chrono::seconds(10), ec),
+                   [](std::exception_ptr) {});
+    ctx.run_for(std::chrono::seconds(10));
+    EXPECT_FALSE(ec);
+
+    // The caller's own cancellation is not a timeout.
+    ctx.restart();
+    asio::cancellation_signal cancel;
+    asio::co_spawn(ctx, read_with_timeout(a, std::chrono::seconds(10), ec),
+                   asio::bind_cancellation_slot(cancel.slot(), [](std::exception_ptr) {}));
+    ctx.poll();
+    cancel.emit(asio::cancellation_type::terminal);
+    ctx.run_for(std::chrono::seconds(10));
+    EXPECT_EQ(ec, asio::error::operation_aborted);
+}
+
+TEST(FrameBuffer, HoldsNoMemoryWhenIdle) {
+    ferry::transport::frame_buffer b;
+    EXPECT_TRUE(b.empty());
+    auto space = b.prepare(100);
+    EXPECT_GE(space.size(), 100U);
+    space[0] = std::byte{1};
+    space[1] = std::byte{2};
+    b.commit(2);
+    b.consume(1);
+    EXPECT_EQ(b.data().size(), 1U);
+    EXPECT_EQ(b.data()[0], std::byte{2});
+    b.release(); // not empty: kept
+    EXPECT_EQ(b.data().size(), 1U);
+    b.consume(1);
+    b.release();
+    EXPECT_TRUE(b.empty());
+    EXPECT_GE(b.prepare(10).size(), 10U);
+}
+
+// ---- config ---------------------------------------------------------------------------------
+
+fs::command_line parse(std::vector<std::string> args) {
+    std::vector<const char*> argv{"ferryd"};
+    for (auto& a : args)
+        argv.push_back(a.c_str());
+    return fs::parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(Config, DefaultsAndListenAddresses) {
+    auto c = *parse({}).config;
+    ASSERT_EQ(c.listen.size(), 1U);
+    EXPECT_EQ(c.listen[0].port(), 7878);
+    EXPECT_EQ(c.listen[0].address().to_string(), "127.0.0.1");
+    EXPECT_EQ(c.symlinks, fs::symlink_policy::inside);
+    EXPECT_EQ(c.drain_timeout, std::chrono::seconds(30));
+    auto v6 = fs::parse_listen_address("[::1]:0");
+    EXPECT_TRUE(v6.address().is_v6());
+    EXPECT_EQ(v6.port(), 0);
+    for (const auto* bad : {"127.0.0.1", "127.0.0.1:", "::1:80", "[::1]", "localhost:80",
+                            "1.2.3.4:65536", "1.2.3.4:x"})
+        EXPECT_THROW(fs::parse_listen_address(bad), fs::config_error) << bad;
+}
+
+TEST(Config, TheCommandLineOverridesTheConfigFile) {
+    temp_dir d;
+    write_file(d / "ferryd.conf",
+               "root = /srv\nlisten = 127.0.0.1:9000\nthreads = 3\n# comment\nrate-limit = 1000\n");
+    auto c = *parse({"--config", (d / "ferryd.conf").string(), "--threads", "5"}).config;
+    EXPECT_EQ(c.root, "/srv");
+    EXPECT_EQ(c.listen.at(0).port(), 9000);
+    EXPECT_EQ(c.threads, 5U);
+    EXPECT_EQ(c.rate_limit, 1000U);
+    write_file(d / "bad.conf", "no-such-key = 1\n");
+    EXPECT_THROW(parse({"--config", (d / "bad.conf").string()}), fs::config_error);
+    EXPECT_THROW(parse({"--config", (d / "missing.conf").string()}), fs::config_error);
+}
+
+TEST(Config, BadValuesAreClearErrors) {
+    EXPECT_THROW(parse({"--symlinks", "sometimes"}), fs::config_error);
+    EXPECT_THROW(parse({"--request-timeout", "0"}), fs::config_error);
+    EXPECT_THROW(parse({"--max-connections", "0"}), fs::config_error);
+    EXPECT_THROW(parse({"--threads", "x"}), fs::config_error);
+    EXPECT_THROW(parse({"--bogus"}), fs::config_error);
+    EXPECT_EQ(parse({"--request-timeout", "0.25"}).config->request_timeout,
+              std::chrono::milliseconds(250));
+}
+
+} // namespace
+} // namespace ferry::test

@@ -1,0 +1,123 @@
+// Runs ferryd sessions in-process over socket pairs: the server side on an io_context thread,
+// the test side a blocking test_client. No ports, no processes.
+#pragma once
+
+#include "ferry/server/digest_service.hpp"
+#include "ferry/server/path_resolver.hpp"
+#include "ferry/server/session.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_client.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <future>
+#include <gtest/gtest.h>
+#include <memory>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <thread>
+
+namespace ferry::test {
+
+namespace fs = ferry::server;
+namespace asio = boost::asio;
+
+/// Short timeouts so timeout tests finish quickly; each test may change them before start().
+inline fs::server_config test_config(const std::filesystem::path& root) {
+    fs::server_config c;
+    c.root = root;
+    c.request_timeout = std::chrono::milliseconds(2000);
+    c.progress_timeout = std::chrono::milliseconds(2000);
+    c.idle_timeout = std::chrono::milliseconds(2000);
+    c.digest_threads = 2;
+    return c;
+}
+
+class session_harness {
+public:
+    temp_dir root;
+    fs::server_config config = test_config(root.path());
+
+    /// Starts the io_context thread (after the test has adjusted `config`).
+    void start() {
+        resolver_ = std::make_unique<fs::path_resolver>(config.root, config.symlinks);
+        digests_ = std::make_unique<fs::digest_service>(config.digest_threads,
+                                                        config.digest_cache_entries);
+        limits_ = std::make_unique<fs::connection_limits>(config.max_connections,
+                                                          config.max_connections_per_ip);
+        thread_ = std::thread([this] { ctx_.run(); });
+    }
+
+    ~session_harness() {
+        if (!thread_.joinable())
+            return;
+        asio::post(ctx_, [this] { registry_.cancel_all(); });
+        guard_.reset();
+        auto done = std::async(std::launch::async, [this] { thread_.join(); });
+        if (done.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+            ADD_FAILURE() << "sessions did not stop within 20 s of cancellation";
+            ctx_.stop();
+        }
+        done.wait();
+        digests_->join();
+    }
+
+    /// A new session; returns the client end.
+    test_client connect() {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+            throw std::runtime_error("socketpair failed");
+        const std::uint64_t id = ++next_id_;
+        asio::post(ctx_, [this, fd = sv[0], id] {
+            fs::stream_socket socket{ctx_, asio::generic::stream_protocol(AF_UNIX, 0), fd};
+            fs::session_context ctx{config, *resolver_, *digests_, *log_, *log_};
+            auto& entry = registry_.add(id);
+            asio::co_spawn(
+                ctx_,
+                fs::run_session(std::move(socket), ctx, {id, "test"}, registry_, entry,
+                                fs::connection_slot{*limits_, asio::ip::address{}}),
+                asio::bind_cancellation_slot(entry.signal.slot(), [this, id](std::exception_ptr e) {
+                    registry_.remove(id);
+                    if (e)
+                        ADD_FAILURE() << "a session threw";
+                }));
+        });
+        return test_client{sv[1]};
+    }
+
+    /// Runs `f` on the session thread and waits for it.
+    template <class F>
+    void on_server(F f) {
+        std::promise<void> done;
+        asio::post(ctx_, [&] {
+            f();
+            done.set_value();
+        });
+        done.get_future().wait();
+    }
+    fs::session_registry& registry() { return registry_; }
+    fs::digest_service& digests() { return *digests_; }
+    std::size_t sessions() {
+        std::size_t n = 0;
+        on_server([&] { n = registry_.size(); });
+        return n;
+    }
+
+private:
+    asio::io_context ctx_{1};
+    asio::executor_work_guard<asio::io_context::executor_type> guard_ = asio::make_work_guard(ctx_);
+    fs::session_registry registry_;
+    std::unique_ptr<fs::path_resolver> resolver_;
+    std::unique_ptr<fs::digest_service> digests_;
+    std::unique_ptr<fs::connection_limits> limits_;
+    std::shared_ptr<spdlog::logger> log_ =
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    std::uint64_t next_id_ = 0;
+    std::thread thread_;
+};
+
+} // namespace ferry::test
