@@ -27,11 +27,15 @@ int main(int argc, char** argv) {
             l->set_level(level);
             return l;
         };
-        server_loggers loggers{
-            make("server", sink), make("session", sink),
-            cfg.access_log ? make("access", std::make_shared<spdlog::sinks::basic_file_sink_mt>(
-                                                cfg.access_log->string()))
-                           : make("access", sink)};
+        // A dedicated access log records every request whatever --log-level says; without
+        // one, access lines are info lines of the main log.
+        auto access = cfg.access_log
+                          ? make("access", std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+                                               cfg.access_log->string()))
+                          : make("access", sink);
+        if (cfg.access_log)
+            access->set_level(spdlog::level::info);
+        server_loggers loggers{make("server", sink), make("session", sink), access};
         spdlog::set_default_logger(loggers.server);
         server s{cfg, loggers};
         return s.run();

@@ -55,20 +55,32 @@ struct task_done {
     }
 };
 
-asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp::endpoint& at) {
-    asio::ip::tcp::acceptor a{ctx};
-    a.open(at.protocol());
+asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp::endpoint& at,
+                                      bool first) {
+    const auto where = at.address().to_string() + ":" + std::to_string(at.port());
+    auto fail = [&](const error_code& ec) {
+        return std::system_error(ec, "cannot listen on " + where);
+    };
+    error_code ec;
+    if (first && at.port() != 0) {
+        // SO_REUSEPORT would let a second ferryd join this port and silently take half the
+        // connections: bind once without it to find out whether someone is there already.
+        asio::ip::tcp::acceptor probe{ctx, at.protocol()};
+        if (at.address().is_v6())
+            probe.set_option(asio::ip::v6_only(true));
+        probe.set_option(asio::socket_base::reuse_address(true));
+        if (probe.bind(at, ec); ec)
+            throw fail(ec);
+    }
+    asio::ip::tcp::acceptor a{ctx, at.protocol()};
     a.set_option(asio::socket_base::reuse_address(true));
     const int one = 1;
     if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+        throw fail(error_code{errno, boost::system::system_category()});
     if (at.address().is_v6())
         a.set_option(asio::ip::v6_only(true));
-    error_code ec;
-    a.bind(at, ec);
-    if (ec)
-        throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
-                                        std::to_string(at.port()));
+    if (a.bind(at, ec); ec)
+        throw fail(ec);
     a.listen(asio::socket_base::max_listen_connections);
     return a;
 }
@@ -85,7 +97,7 @@ server::server(server_config config, server_loggers loggers)
     for (auto endpoint : config_.listen) {
         // The first thread's listener picks the port (maybe 0 = any); the others join it.
         for (auto& w : workers_) {
-            w->acceptors.push_back(make_acceptor(w->ctx, endpoint));
+            w->acceptors.push_back(make_acceptor(w->ctx, endpoint, w == workers_.front()));
             endpoint.port(w->acceptors.back().local_endpoint().port());
         }
         ports_.push_back(endpoint.port());
