@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
+#include <regex>
 #include <thread>
 
 namespace ferry::test {
@@ -15,6 +16,20 @@ TEST(Ferryd, HelpVersionAndBadUsage) {
     auto help = run({bin("ferryd"), "--help"});
     EXPECT_EQ(help.code, 0);
     EXPECT_NE(help.output.find("--max-connections-per-ip"), std::string::npos);
+    // config/ferryd.conf documents every option --help lists.
+    const auto example = read_file(FERRY_SOURCE_DIR "/config/ferryd.conf");
+    const std::regex option{R"(--([a-z][a-z-]+))"};
+    int options = 0;
+    for (std::sregex_iterator it{help.output.begin(), help.output.end(), option}, end; it != end; ++it) {
+        const auto key = (*it)[1].str();
+        if (key == "help" || key == "version" || key == "config")
+            continue;
+        ++options;
+        EXPECT_TRUE(example.find("\n" + key + " = ") != std::string::npos ||
+                    example.find("\n# " + key + " = ") != std::string::npos)
+            << "config/ferryd.conf does not document " << key;
+    }
+    EXPECT_GE(options, 15);
     auto version = run({bin("ferryd"), "--version"});
     EXPECT_EQ(version.code, 0);
     EXPECT_NE(version.output.find("ferryd " FERRY_VERSION " (protocol 1)"), std::string::npos);

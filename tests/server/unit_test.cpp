@@ -325,6 +325,12 @@ TEST(Config, TheCommandLineOverridesTheConfigFile) {
     EXPECT_THROW(parse({"--config", (d / "missing.conf").string()}), fs::config_error);
 }
 
+TEST(Config, TheExampleFileSetsEveryOptionToItsDefault) {
+    const std::string example = FERRY_SOURCE_DIR "/config/ferryd.conf";
+    EXPECT_EQ(*parse({"--config", example}).config, *parse({}).config);
+    EXPECT_THROW(parse({"--config", example, "--no-such-key"}), fs::config_error);
+}
+
 TEST(Config, BadValuesAreClearErrors) {
     EXPECT_THROW(parse({"--symlinks", "sometimes"}), fs::config_error);
     EXPECT_THROW(parse({"--request-timeout", "0"}), fs::config_error);

@@ -38,6 +38,8 @@ struct server_config {
     std::size_t digest_cache_entries = 4096;
     std::string log_level = "info";
     std::optional<std::filesystem::path> access_log;
+
+    bool operator==(const server_config&) const = default;
 };
 
 /// A configuration the user got wrong: the message says what and how to fix it.
