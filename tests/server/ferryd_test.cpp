@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
 #include <regex>
+#include <sys/resource.h>
 #include <thread>
 
 namespace ferry::test {
@@ -20,7 +21,8 @@ TEST(Ferryd, HelpVersionAndBadUsage) {
     const auto example = read_file(FERRY_SOURCE_DIR "/config/ferryd.conf");
     const std::regex option{R"(--([a-z][a-z-]+))"};
     int options = 0;
-    for (std::sregex_iterator it{help.output.begin(), help.output.end(), option}, end; it != end; ++it) {
+    for (std::sregex_iterator it{help.output.begin(), help.output.end(), option}, end; it != end;
+         ++it) {
         const auto key = (*it)[1].str();
         if (key == "help" || key == "version" || key == "config")
             continue;
@@ -207,6 +209,35 @@ TEST(Ferryd, NoDescriptorLeakAfterThousandsOfAbortedTransfers) {
         // close mid-body: the server sees a reset or EPIPE while sending
     }
     EXPECT_EQ(settle(baseline), baseline);
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(Ferryd, RunningOutOfDescriptorsIsAnInternalErrorNotACrash) {
+    temp_dir root;
+    write_file(root / "f", "content");
+    ferryd_process server{root.path(), {"--threads", "1"}};
+    const pid_t pid = server.process().pid();
+    const auto idle_fds = open_fds(pid);
+    {
+        auto warm = test_client::connect(server.port()); // everything lazily created is created
+        EXPECT_EQ(warm.get("f").body, "content");
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (open_fds(pid) > idle_fds && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // the close is asynchronous
+    rlimit old{};
+    ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &old), 0);
+    // Leave room for exactly one more descriptor: the next connection's socket.
+    rlimit tight = old;
+    tight.rlim_cur = open_fds(pid) + 1;
+    ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0);
+    auto c = test_client::connect(server.port());
+    c.send(fp::get_request{"f", 0, fp::to_end, std::nullopt});
+    auto e = c.read_error(); // opening the file needs a descriptor there is none of
+    EXPECT_EQ(e.code, status::internal_error);
+    EXPECT_FALSE(e.closing);
+    ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &old, nullptr), 0);
+    EXPECT_EQ(c.get("f").body, "content"); // the same connection recovers
     EXPECT_EQ(server.stop(), 0);
 }
 

@@ -15,9 +15,12 @@
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstring>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 
 namespace ferry::test {
 namespace {
@@ -72,7 +75,15 @@ struct ResolverTest : ::testing::Test {
         std::filesystem::create_symlink("nowhere", root / "dangling");
         ::mkfifo((root / "fifo").c_str(), 0600);
         ::mknod((root / "null").c_str(), S_IFCHR | 0600, makedev(1, 3));
+        sock_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        const auto path = (root / "socket").string();
+        std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+        ASSERT_EQ(::bind(sock_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     }
+    void TearDown() override { ::close(sock_); }
+    int sock_ = -1;
 };
 
 TEST_F(ResolverTest, HostileNamesNeverOpenAnythingOutsideTheRoot) {
@@ -101,6 +112,7 @@ TEST_F(ResolverTest, HostileNamesNeverOpenAnythingOutsideTheRoot) {
         {"file.txt/x", fp_status::not_found},
         {"fifo", fp_status::not_regular_file},
         {"null", fp_status::not_regular_file},
+        {"socket", fp_status::not_regular_file},
         {"dir", fp_status::not_regular_file},
         {"", fp_status::not_regular_file},
         {std::string(256, 'a'), fp_status::bad_request},
