@@ -1,31 +1,9 @@
-// ferry: the Ferry client. Downloading lands with the client issue; this entry point
-// already answers --help and --version so scripts and packaging can rely on it.
-#include "ferry/protocol/frame.hpp"
+// ferry: the Ferry client. All logic lives in ferry_client.
+#include "ferry/client/cli.hpp"
 
-#include <boost/program_options.hpp>
-#include <cstdio>
-#include <iostream>
-
-namespace po = boost::program_options;
+#include <csignal>
 
 int main(int argc, char** argv) {
-    po::options_description options{"ferry options"};
-    options.add_options()("help,h", "show this help")("version", "show the version");
-    po::variables_map vm;
-    try {
-        po::store(po::parse_command_line(argc, argv, options), vm);
-    } catch (const po::error& e) {
-        std::cerr << "ferry: " << e.what() << " (try --help)\n";
-        return 2;
-    }
-    if (vm.count("help")) {
-        std::cout << "Usage: ferry [options]\n" << options;
-        return 0;
-    }
-    if (vm.count("version")) {
-        std::cout << "ferry " FERRY_VERSION " (protocol " << int{ferry::protocol::version} << ")\n";
-        return 0;
-    }
-    std::cerr << "ferry: downloading is not implemented in this build yet\n";
-    return 1;
+    std::signal(SIGPIPE, SIG_IGN); // a closed stdout or socket is an error value, not a kill
+    return ferry::client::run_cli(argc, argv);
 }

@@ -2,6 +2,7 @@
 
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/unique_fd.hpp"
+#include "ferry/transport/sha256.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -9,42 +10,12 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <memory>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace ferry::server {
 
 using transport::error_code;
-
-digest_outcome sha256_of(int fd, std::uint64_t length) {
-    digest_outcome out;
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), EVP_MD_CTX_free};
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-        out.ec = error_code{ENOMEM, boost::system::generic_category()};
-        return out;
-    }
-    constexpr std::size_t block = 1 << 20;
-    auto buffer = std::make_unique<unsigned char[]>(block);
-    std::uint64_t done = 0;
-    while (done < length) {
-        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(block, length - done));
-        const ssize_t n = ::pread(fd, buffer.get(), want, static_cast<off_t>(done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            // n == 0: the file is shorter than its identity says, so it changed.
-            out.ec = n == 0 ? error_code{ESTALE, boost::system::generic_category()}
-                            : error_code{errno, boost::system::generic_category()};
-            return out;
-        }
-        EVP_DigestUpdate(ctx.get(), buffer.get(), static_cast<std::size_t>(n));
-        done += static_cast<std::uint64_t>(n);
-    }
-    unsigned int size = 0;
-    EVP_DigestFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.digest.data()), &size);
-    return out;
-}
 
 digest_service::digest_service(unsigned threads, std::size_t cache_entries)
     : pool_(threads), cache_entries_(cache_entries) {}
@@ -98,7 +69,7 @@ void digest_service::start(waiter w, int fd, protocol::file_identity id) {
         if (::fstat(f->get(), &before) != 0 || make_identity(before) != id) {
             outcome.ec = error_code{ESTALE, boost::system::generic_category()};
         } else {
-            outcome = sha256_of(f->get(), static_cast<std::uint64_t>(before.st_size));
+            outcome = transport::sha256_of(f->get(), static_cast<std::uint64_t>(before.st_size));
             struct stat after {};
             if (!outcome.ec && (::fstat(f->get(), &after) != 0 || make_identity(after) != id))
                 outcome.ec = error_code{ESTALE, boost::system::generic_category()};

@@ -5,6 +5,7 @@
 
 #include "ferry/protocol/messages.hpp"
 #include "ferry/transport/asio.hpp"
+#include "ferry/transport/sha256.hpp"
 
 #include <atomic>
 #include <boost/asio/any_completion_handler.hpp>
@@ -23,11 +24,8 @@ namespace ferry::server {
 
 namespace asio = boost::asio;
 
-/// A digest, or why there is none (the file changed while it was read, or a read error).
-struct digest_outcome {
-    transport::error_code ec;
-    protocol::sha256_digest digest{};
-};
+/// A digest, or why there is none (ESTALE: the file changed while it was read; a read error).
+using digest_outcome = transport::sha256_result;
 
 class digest_service {
 public:
@@ -73,9 +71,5 @@ private:
     std::deque<protocol::file_identity> done_order_; ///< completed entries, oldest first
     std::atomic<std::uint64_t> computations_{0};
 };
-
-/// SHA-256 of `length` bytes of `fd` from offset 0, read with pread in 1 MiB blocks.
-/// Returns the errno-style error on a read failure or a short file.
-digest_outcome sha256_of(int fd, std::uint64_t length);
 
 } // namespace ferry::server

@@ -1,0 +1,88 @@
+// connection: one client connection to a ferryd, speaking protocol v1 request by request.
+#pragma once
+
+#include "ferry/client/url.hpp"
+#include "ferry/protocol/messages.hpp"
+#include "ferry/transport/asio.hpp"
+#include "ferry/transport/frame_io.hpp"
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace ferry::client {
+
+namespace asio = boost::asio;
+namespace fp = ferry::protocol;
+using transport::clock;
+using transport::error_code;
+
+/// Why a request failed: the network (reset, EOF, timeout), the server's bytes (protocol), or
+/// the server's answer (an ERROR frame).
+struct failure {
+    enum class kind { none, network, protocol, server };
+    kind what = kind::none;
+    error_code net;
+    std::error_code proto;
+    fp::error_reply error;
+
+    explicit operator bool() const noexcept { return what != kind::none; }
+    /// One line: "connection reset by peer", "not found: docs/x" ...
+    std::string message() const;
+    static failure network(error_code ec) { return {kind::network, ec, {}, {}}; }
+    static failure protocol(std::error_code ec) { return {kind::protocol, {}, ec, {}}; }
+};
+
+struct timeouts {
+    clock::duration connect = std::chrono::seconds(10);
+    /// No byte for this long while an answer is expected: the connection is stalled.
+    clock::duration stall = std::chrono::seconds(30);
+};
+
+class connection {
+public:
+    using socket_type = asio::generic::stream_protocol::socket;
+
+    connection(socket_type socket, timeouts t) : socket_(std::move(socket)), timeouts_(t) {}
+
+    /// Resolves and connects to u's host and port (every address in turn), within t.connect.
+    static asio::awaitable<std::pair<failure, std::unique_ptr<connection>>> open(url u, timeouts t);
+
+    /// STAT. On success `out` holds the reply.
+    asio::awaitable<failure> stat(const std::string& path, bool want_sha256, fp::stat_reply& out);
+    /// LIST: every entry, checked against LIST_END's count.
+    asio::awaitable<failure> list(const std::string& path, std::vector<fp::list_entry>& out);
+
+    /// GET, first half: sends the request and reads GET_HEADER, checking that the range is the
+    /// one asked for (docs/protocol.md, client obligations).
+    asio::awaitable<failure> start_get(const fp::get_request& request, fp::get_header& out);
+    /// Reads up to out.size() body bytes (never more than the header announced and not yet
+    /// read). Returns the count; 0 only at the end of the body.
+    asio::awaitable<std::pair<failure, std::size_t>> read_body(std::span<std::byte> out);
+    /// GET, last half: reads GET_TRAILER after the whole body; a trailer other than ok is a
+    /// server failure (status changed or internal_error).
+    asio::awaitable<failure> finish_get();
+
+    /// False once a failure left the stream in an unknown state; such a connection is closed.
+    bool reusable() const noexcept { return reusable_; }
+    void close();
+
+private:
+    template <class Message>
+    asio::awaitable<failure> send(const Message& m);
+    /// The next frame; a frame of another type than expected (or an ERROR) is a failure.
+    template <class Message>
+    asio::awaitable<failure> receive(Message& out);
+
+    socket_type socket_;
+    timeouts timeouts_;
+    transport::frame_buffer buffer_;
+    std::uint64_t body_left_ = 0;
+    bool reusable_ = true;
+};
+
+} // namespace ferry::client

@@ -1,0 +1,418 @@
+#include "ferry/client/cli.hpp"
+
+#include "ferry/client/download_state.hpp"
+#include "ferry/client/downloader.hpp"
+#include "ferry/client/exit_code.hpp"
+#include "ferry/protocol/frame.hpp"
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fmt/format.h>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+namespace ferry::client {
+namespace po = boost::program_options;
+namespace stdfs = std::filesystem;
+
+namespace {
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+constexpr const char* overview =
+    "Usage: ferry COMMAND [options]\n"
+    "\n"
+    "Commands:\n"
+    "  get URL... [-o OUT]   download files (verified, resumable, segmented)\n"
+    "  ls URL                list a directory\n"
+    "  stat URL [--sha256]   show a file's metadata (and digest)\n"
+    "\n"
+    "URLs look like ferry://HOST:PORT/path (IPv6: ferry://[::1]:7878/path; default port 7878).\n"
+    "Run 'ferry COMMAND --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage,\n"
+    "3 not found, 4 forbidden, 5 network/timeout, 6 integrity, 7 busy, 8 local I/O, 9 file "
+    "exists.\n";
+
+po::options_description common_options(timeouts& t, unsigned& retries, bool& quiet, bool& json) {
+    po::options_description d{"Common options"};
+    d.add_options()("help,h", "show this help")(
+        "connect-timeout", po::value<double>()->default_value(10)->notifier([&t](double s) {
+            t.connect =
+                std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s));
+        }),
+        "seconds to establish a connection")(
+        "stall-timeout", po::value<double>()->default_value(30)->notifier([&t](double s) {
+            t.stall = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s));
+        }),
+        "seconds without data before a connection counts as stalled and is retried")(
+        "retries", po::value<unsigned>(&retries)->default_value(5),
+        "retries after network errors, 'busy' and stalls")(
+        "quiet,q", po::bool_switch(&quiet),
+        "no progress bar or summary lines (errors still go to stderr)")(
+        "json", po::bool_switch(&json), "print a machine-readable result on stdout");
+    return d;
+}
+
+po::variables_map parse(const std::vector<std::string>& args,
+                        const po::options_description& visible,
+                        const po::positional_options_description& positional,
+                        const po::options_description& hidden) {
+    po::options_description all;
+    all.add(visible).add(hidden);
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+        if (!vm.count("help"))
+            po::notify(vm);
+    } catch (const po::error& e) {
+        throw usage_error(e.what());
+    }
+    return vm;
+}
+
+url parse_url_arg(const std::string& text) {
+    std::string error;
+    auto u = parse_url(text, error);
+    if (!u)
+        throw usage_error(text + ": " + error);
+    return *u;
+}
+
+void check_timeouts(const timeouts& t) {
+    if (!(t.connect > clock::duration::zero()) || !(t.stall > clock::duration::zero()))
+        throw usage_error("timeouts must be above 0 seconds");
+}
+
+std::string kind_name(fp::file_kind k) {
+    switch (k) {
+    case fp::file_kind::regular:
+        return "file";
+    case fp::file_kind::directory:
+        return "directory";
+    case fp::file_kind::symlink:
+        return "symlink";
+    case fp::file_kind::other:
+        return "other";
+    }
+    return "unknown";
+}
+
+std::string iso_time(std::int64_t ns) {
+    const std::time_t s = static_cast<std::time_t>(std::floor(static_cast<double>(ns) / 1e9));
+    std::tm tm{};
+    ::gmtime_r(&s, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+/// Runs `body` on a fresh io_context and returns its result.
+template <class T>
+T run_async(asio::awaitable<T> body) {
+    asio::io_context ctx{1};
+    std::optional<T> result;
+    std::exception_ptr error;
+    asio::co_spawn(ctx, std::move(body), [&](std::exception_ptr e, T value) {
+        error = e;
+        result = std::move(value);
+    });
+    ctx.run();
+    if (error)
+        std::rethrow_exception(error);
+    return std::move(*result);
+}
+
+void report_failure(const std::string& what, const failure& f) {
+    std::cerr << "ferry: " << what << ": " << f.message() << "\n";
+}
+
+// ---- stat -----------------------------------------------------------------------------------
+
+asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
+    auto [f, conn] = co_await connection::open(u, t);
+    fp::stat_reply st;
+    if (!f)
+        f = co_await conn->stat(u.path, sha256, st);
+    if (f) {
+        report_failure(u.str(), f);
+        co_return static_cast<int>(code_for(f));
+    }
+    if (json) {
+        nlohmann::json j{{"url", u.str()},
+                         {"kind", kind_name(st.kind)},
+                         {"size", st.size},
+                         {"mtime_ns", st.mtime_ns},
+                         {"identity", to_hex(st.identity)}};
+        if (st.sha256)
+            j["sha256"] = to_hex(*st.sha256);
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::cout << "path:     " << (u.path.empty() ? "/" : u.path) << "\n"
+                  << "kind:     " << kind_name(st.kind) << "\n"
+                  << "size:     " << st.size << " (" << human_bytes(static_cast<double>(st.size))
+                  << ")\n"
+                  << "modified: " << iso_time(st.mtime_ns) << "\n"
+                  << "identity: " << to_hex(st.identity) << "\n";
+        if (st.sha256)
+            std::cout << "sha256:   " << to_hex(*st.sha256) << "\n";
+    }
+    co_return 0;
+}
+
+// ---- ls -------------------------------------------------------------------------------------
+
+asio::awaitable<int> ls_command(url u, bool json, timeouts t) {
+    auto [f, conn] = co_await connection::open(u, t);
+    std::vector<fp::list_entry> entries;
+    if (!f)
+        f = co_await conn->list(u.path, entries);
+    if (f) {
+        report_failure(u.str(), f);
+        co_return static_cast<int>(code_for(f));
+    }
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return a.name < b.name; });
+    if (json) {
+        auto arr = nlohmann::json::array();
+        for (const auto& e : entries)
+            arr.push_back({{"name", e.name},
+                           {"kind", kind_name(e.kind)},
+                           {"size", e.size},
+                           {"mtime_ns", e.mtime_ns}});
+        std::cout << arr.dump(2) << "\n";
+        co_return 0;
+    }
+    for (const auto& e : entries) {
+        const char type = e.kind == fp::file_kind::directory ? 'd'
+                          : e.kind == fp::file_kind::symlink ? 'l'
+                          : e.kind == fp::file_kind::regular ? '-'
+                                                             : '?';
+        std::cout << fmt::format("{} {:>14} {} {}{}\n", type, e.size, iso_time(e.mtime_ns), e.name,
+                                 e.kind == fp::file_kind::directory ? "/" : "");
+    }
+    co_return 0;
+}
+
+// ---- get ------------------------------------------------------------------------------------
+
+struct get_job {
+    std::vector<url> urls;
+    std::vector<get_options> options; ///< per URL (the output differs)
+    unsigned parallel = 4;
+};
+
+asio::awaitable<void> get_lane(const get_job& job, std::size_t& next,
+                               std::vector<file_result>& results, connection_pool& pool,
+                               progress& bar) {
+    while (next < job.urls.size()) {
+        const auto i = next++;
+        results[i] = co_await download_file(job.urls[i], job.options[i], pool, bar, i);
+    }
+}
+
+asio::awaitable<std::vector<file_result>> get_all(const get_job& job, timeouts t, progress& bar) {
+    connection_pool pool{t};
+    std::vector<file_result> results(job.urls.size());
+    std::size_t next = 0;
+    auto ex = co_await asio::this_coro::executor;
+    using op_type =
+        decltype(asio::co_spawn(ex, get_lane(job, next, results, pool, bar), asio::deferred));
+    std::vector<op_type> lanes;
+    for (unsigned i = 0; i < std::min<std::size_t>(job.parallel, job.urls.size()); ++i)
+        lanes.push_back(
+            asio::co_spawn(ex, get_lane(job, next, results, pool, bar), asio::deferred));
+    auto [order, errors] = co_await asio::experimental::make_parallel_group(std::move(lanes))
+                               .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    for (auto& e : errors)
+        if (e)
+            std::rethrow_exception(e);
+    co_return results;
+}
+
+int get_command(const std::vector<std::string>& args) {
+    timeouts t;
+    unsigned retries = 5;
+    bool quiet = false, json = false;
+    std::string output, sha256;
+    unsigned connections = 0, parallel = 4;
+    std::uint64_t chunk = 4 << 20;
+    bool no_verify = false, no_resume = false, force = false, skip_existing = false;
+    po::options_description d{"ferry get URL... [options]"};
+    d.add_options()("output,o", po::value<std::string>(&output),
+                    "output file ('-' for standard output); with several URLs, an existing "
+                    "directory (default: the URL's base name in the current directory)")(
+        "connections,j", po::value<unsigned>(&connections)->default_value(0),
+        "connections per file (0: 1 below 32 MiB, 4 from there on)")(
+        "parallel", po::value<unsigned>(&parallel)->default_value(4),
+        "files downloaded at the same time")(
+        "sha256", po::value<std::string>(&sha256),
+        "check against this hex SHA-256 instead of the server's")(
+        "no-verify", po::bool_switch(&no_verify), "do not verify the SHA-256")(
+        "no-resume", po::bool_switch(&no_resume), "ignore a partial download and start over")(
+        "force", po::bool_switch(&force),
+        "replace an existing output file")("skip-existing", po::bool_switch(&skip_existing),
+                                           "leave an existing output file and succeed")(
+        "chunk-size", po::value<std::uint64_t>(&chunk)->default_value(4 << 20),
+        "bytes per request of a segmented download");
+    d.add(common_options(t, retries, quiet, json));
+    po::options_description hidden;
+    hidden.add_options()("url", po::value<std::vector<std::string>>(), "");
+    po::positional_options_description pos;
+    pos.add("url", -1);
+    auto vm = parse(args, d, pos, hidden);
+    if (vm.count("help")) {
+        std::cout << d;
+        return 0;
+    }
+    check_timeouts(t);
+    if (!vm.count("url"))
+        throw usage_error("get needs at least one URL");
+    if (force && skip_existing)
+        throw usage_error("--force and --skip-existing contradict each other");
+    if (chunk < 4096)
+        throw usage_error("--chunk-size must be at least 4096");
+    if (parallel == 0 || connections > 64)
+        throw usage_error("--parallel must be at least 1 and -j at most 64");
+    get_job job;
+    for (const auto& text : vm["url"].as<std::vector<std::string>>())
+        job.urls.push_back(parse_url_arg(text));
+    job.parallel = parallel;
+    const bool several = job.urls.size() > 1;
+    if (several && !sha256.empty())
+        throw usage_error("--sha256 applies to a single URL");
+    if (several && !output.empty() && (output == "-" || !stdfs::is_directory(output)))
+        throw usage_error("with several URLs, -o must name an existing directory");
+    std::optional<fp::sha256_digest> expected;
+    if (!sha256.empty()) {
+        fp::sha256_digest d256{};
+        if (!from_hex(sha256, d256))
+            throw usage_error("--sha256 must be 64 hex digits");
+        expected = d256;
+    }
+    const bool bars = !quiet && !json && ::isatty(STDERR_FILENO) && output != "-";
+    progress bar{bars};
+    for (const auto& u : job.urls) {
+        get_options o;
+        const auto base = stdfs::path(u.path).filename().string();
+        o.output = several && !output.empty() ? (stdfs::path(output) / base).string() : output;
+        o.connections = connections;
+        o.verify = !no_verify;
+        o.expected = expected;
+        o.resume = !no_resume;
+        o.force = force;
+        o.skip_existing = skip_existing;
+        o.retries = retries;
+        o.chunk = chunk;
+        o.limits = t;
+        job.options.push_back(o);
+        bar.add(base, 0, 0);
+    }
+    auto results = run_async(get_all(job, t, bar));
+
+    int code = 0;
+    auto arr = nlohmann::json::array();
+    for (const auto& r : results) {
+        if (r.code != exit_code::ok) {
+            std::cerr << "ferry: " << r.url << ": " << r.error << "\n";
+            if (code == 0)
+                code = static_cast<int>(r.code);
+        } else if (!quiet && !json) {
+            const double rate = r.seconds > 0 ? static_cast<double>(r.fetched) / r.seconds : 0;
+            std::cerr
+                << (r.skipped
+                        ? fmt::format("ferry: {} exists, skipped\n", r.output)
+                        : fmt::format(
+                              "ferry: saved {} ({}{} in {:.2f} s, {}/s, {} connection{}{}{})\n",
+                              r.output == "-" ? "standard output" : r.output,
+                              human_bytes(static_cast<double>(r.size)),
+                              r.resumed ? fmt::format(", {} fetched after a resume",
+                                                      human_bytes(static_cast<double>(r.fetched)))
+                                        : "",
+                              r.seconds, human_bytes(rate), r.connections,
+                              r.connections == 1 ? "" : "s",
+                              r.restarted ? ", restarted after a change" : "",
+                              r.sha256.empty() ? ", not verified" : ", sha256 ok"));
+        }
+        arr.push_back({{"url", r.url},
+                       {"output", r.output},
+                       {"exit_code", static_cast<int>(r.code)},
+                       {"error", r.error},
+                       {"size", r.size},
+                       {"fetched", r.fetched},
+                       {"seconds", r.seconds},
+                       {"connections", r.connections},
+                       {"resumed", r.resumed},
+                       {"restarted", r.restarted},
+                       {"skipped", r.skipped},
+                       {"sha256", r.sha256}});
+    }
+    if (json)
+        std::cout << arr.dump(2) << "\n";
+    return code;
+}
+
+int single_url_command(const std::string& name, const std::vector<std::string>& args) {
+    timeouts t;
+    unsigned retries = 5;
+    bool quiet = false, json = false, sha256 = false;
+    po::options_description d{"ferry " + name + " URL [options]"};
+    if (name == "stat")
+        d.add_options()("sha256", po::bool_switch(&sha256),
+                        "also show the file's SHA-256 (computed by the server)");
+    d.add(common_options(t, retries, quiet, json));
+    po::options_description hidden;
+    hidden.add_options()("url", po::value<std::string>(), "");
+    po::positional_options_description pos;
+    pos.add("url", 1);
+    auto vm = parse(args, d, pos, hidden);
+    if (vm.count("help")) {
+        std::cout << d;
+        return 0;
+    }
+    check_timeouts(t);
+    if (!vm.count("url"))
+        throw usage_error(name + " needs a URL");
+    const auto u = parse_url_arg(vm["url"].as<std::string>());
+    return name == "stat" ? run_async(stat_command(u, sha256, json, t))
+                          : run_async(ls_command(u, json, t));
+}
+
+} // namespace
+
+int run_cli(int argc, const char* const* argv) {
+    std::vector<std::string> args(argv + std::min(argc, 1), argv + argc);
+    try {
+        if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+            std::cout << overview;
+            return args.empty() ? static_cast<int>(exit_code::usage) : 0;
+        }
+        if (args[0] == "--version") {
+            std::cout << "ferry " FERRY_VERSION " (protocol " << int{fp::version} << ")\n";
+            return 0;
+        }
+        const std::string command = args[0];
+        args.erase(args.begin());
+        if (command == "get")
+            return get_command(args);
+        if (command == "ls" || command == "stat")
+            return single_url_command(command, args);
+        throw usage_error("unknown command '" + command + "'");
+    } catch (const usage_error& e) {
+        std::cerr << "ferry: " << e.what() << " (see ferry --help)\n";
+        return static_cast<int>(exit_code::usage);
+    } catch (const std::exception& e) {
+        std::cerr << "ferry: " << e.what() << "\n";
+        return static_cast<int>(exit_code::failure);
+    }
+}
+
+} // namespace ferry::client

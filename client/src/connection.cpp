@@ -1,0 +1,201 @@
+#include "ferry/client/connection.hpp"
+
+#include "ferry/protocol/errc.hpp"
+#include "ferry/transport/with_timeout.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <cstring>
+
+namespace ferry::client {
+
+using transport::use_nothrow;
+using transport::with_timeout;
+
+std::string failure::message() const {
+    switch (what) {
+    case kind::none:
+        return "ok";
+    case kind::network:
+        if (net == asio::error::timed_out)
+            return "timed out (no data from the server)";
+        if (net == asio::error::eof)
+            return "the server closed the connection";
+        return net.message();
+    case kind::protocol:
+        return "the server sent invalid data: " + proto.message();
+    case kind::server:
+        return error.message.empty() ? std::string{fp::status_text(error.code)} : error.message;
+    }
+    return "unknown failure";
+}
+
+asio::awaitable<std::pair<failure, std::unique_ptr<connection>>> connection::open(url u,
+                                                                                  timeouts t) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::ip::tcp::resolver resolver{ex};
+    auto [rec, results] = co_await with_timeout(
+        resolver.async_resolve(u.host, std::to_string(u.port), use_nothrow), t.connect);
+    if (rec)
+        co_return std::pair{failure::network(rec), nullptr};
+    asio::ip::tcp::socket tcp{ex};
+    auto [cec, endpoint] =
+        co_await with_timeout(asio::async_connect(tcp, results, use_nothrow), t.connect);
+    if (cec)
+        co_return std::pair{failure::network(cec), nullptr};
+    (void)endpoint;
+    error_code ignored;
+    tcp.set_option(asio::ip::tcp::no_delay(true), ignored);
+    co_return std::pair{failure{}, std::make_unique<connection>(socket_type{std::move(tcp)}, t)};
+}
+
+void connection::close() {
+    error_code ignored;
+    socket_.close(ignored);
+    reusable_ = false;
+}
+
+template <class Message>
+asio::awaitable<failure> connection::send(const Message& m) {
+    if (auto ec = co_await transport::write_frame(socket_, m, timeouts_.stall); ec) {
+        reusable_ = false;
+        co_return failure::network(ec);
+    }
+    co_return failure{};
+}
+
+template <class Message>
+asio::awaitable<failure> connection::receive(Message& out) {
+    auto r = co_await transport::read_frame(socket_, buffer_, timeouts_.stall);
+    if (r.net) {
+        reusable_ = false;
+        co_return failure::network(r.net);
+    }
+    if (r.protocol) {
+        reusable_ = false;
+        co_return failure::protocol(r.protocol);
+    }
+    failure f;
+    if (r.frame.type == fp::frame_type::error) {
+        f.what = failure::kind::server;
+        if (auto ec = fp::decode(r.frame.payload, f.error); ec)
+            f = failure::protocol(ec);
+        else if (f.error.closing)
+            reusable_ = false;
+    } else if (r.frame.type != Message::type) {
+        f = failure::protocol(fp::protocol_errc::unknown_frame_type); // out of sequence
+    } else if (auto ec = fp::decode(r.frame.payload, out); ec) {
+        f = failure::protocol(ec);
+    }
+    if (f.what == failure::kind::protocol)
+        reusable_ = false;
+    buffer_.consume(r.frame.size);
+    co_return f;
+}
+
+asio::awaitable<failure> connection::stat(const std::string& path, bool want_sha256,
+                                          fp::stat_reply& out) {
+    // Named, not a temporary: GCC 12 destroys braced temporaries in a co_await expression twice.
+    const fp::stat_request request{path, want_sha256};
+    if (auto f = co_await send(request); f)
+        co_return f;
+    co_return co_await receive(out);
+}
+
+asio::awaitable<failure> connection::list(const std::string& path,
+                                          std::vector<fp::list_entry>& out) {
+    const fp::list_request request{path};
+    if (auto f = co_await send(request); f)
+        co_return f;
+    for (;;) {
+        auto r = co_await transport::read_frame(socket_, buffer_, timeouts_.stall);
+        if (r.net || r.protocol) {
+            reusable_ = false;
+            co_return r.net ? failure::network(r.net) : failure::protocol(r.protocol);
+        }
+        if (r.frame.type == fp::frame_type::list_entries) {
+            fp::list_entries batch;
+            auto ec = fp::decode(r.frame.payload, batch);
+            buffer_.consume(r.frame.size);
+            if (ec) {
+                reusable_ = false;
+                co_return failure::protocol(ec);
+            }
+            out.insert(out.end(), std::make_move_iterator(batch.entries.begin()),
+                       std::make_move_iterator(batch.entries.end()));
+            continue;
+        }
+        fp::list_end end;
+        auto f = co_await receive(end); // the frame is still buffered: decodes it, or the ERROR
+        if (f)
+            co_return f;
+        if (end.code != fp::status::ok)
+            co_return failure{
+                failure::kind::server,
+                {},
+                {},
+                {end.code, false, 0,
+                 "the listing ended early: " + std::string{fp::status_text(end.code)}}};
+        if (end.entry_count != out.size()) {
+            reusable_ = false;
+            co_return failure::protocol(fp::protocol_errc::truncated);
+        }
+        co_return failure{};
+    }
+}
+
+asio::awaitable<failure> connection::start_get(const fp::get_request& request,
+                                               fp::get_header& out) {
+    if (auto f = co_await send(request); f)
+        co_return f;
+    if (auto f = co_await receive(out); f)
+        co_return f;
+    const std::uint64_t available = out.size >= request.offset ? out.size - request.offset : 0;
+    if (out.offset != request.offset || out.length != std::min(request.length, available) ||
+        (request.if_identity && *request.if_identity != out.identity)) {
+        reusable_ = false;
+        co_return failure::protocol(fp::protocol_errc::bad_range);
+    }
+    body_left_ = out.length;
+    co_return failure{};
+}
+
+asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span<std::byte> out) {
+    if (body_left_ == 0)
+        co_return std::pair{failure{}, std::size_t{0}};
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), body_left_));
+    // Bytes that arrived with the header frame come first.
+    if (!buffer_.empty()) {
+        const auto n = std::min(want, buffer_.data().size());
+        std::memcpy(out.data(), buffer_.data().data(), n);
+        buffer_.consume(n);
+        body_left_ -= n;
+        co_return std::pair{failure{}, n};
+    }
+    auto [ec, n] = co_await with_timeout(
+        socket_.async_read_some(asio::buffer(out.data(), want), use_nothrow), timeouts_.stall);
+    if (ec) {
+        reusable_ = false;
+        co_return std::pair{failure::network(ec), std::size_t{0}};
+    }
+    body_left_ -= n;
+    co_return std::pair{failure{}, n};
+}
+
+asio::awaitable<failure> connection::finish_get() {
+    fp::get_trailer trailer;
+    if (auto f = co_await receive(trailer); f)
+        co_return f;
+    if (trailer.code != fp::status::ok)
+        co_return failure{failure::kind::server,
+                          {},
+                          {},
+                          {trailer.code, false, 0,
+                           trailer.code == fp::status::changed
+                               ? "the file changed on the server while it was sent"
+                               : "the server failed while sending the file"}};
+    co_return failure{};
+}
+
+} // namespace ferry::client

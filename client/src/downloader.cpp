@@ -1,0 +1,588 @@
+#include "ferry/client/downloader.hpp"
+
+#include "ferry/client/download_state.hpp"
+#include "ferry/client/segment_planner.hpp"
+#include "ferry/transport/sha256.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <linux/fs.h>
+#include <random>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace ferry::client {
+
+namespace stdfs = std::filesystem;
+using transport::use_nothrow;
+
+exit_code code_for(const failure& f) {
+    switch (f.what) {
+    case failure::kind::none:
+        return exit_code::ok;
+    case failure::kind::network:
+        return exit_code::network;
+    case failure::kind::protocol:
+        return exit_code::failure;
+    case failure::kind::server:
+        break;
+    }
+    switch (f.error.code) {
+    case fp::status::not_found:
+    case fp::status::not_regular_file:
+        return exit_code::not_found;
+    case fp::status::forbidden:
+        return exit_code::forbidden;
+    case fp::status::busy:
+    case fp::status::shutting_down:
+        return exit_code::busy;
+    case fp::status::changed:
+        return exit_code::integrity;
+    case fp::status::bad_request:
+    case fp::status::too_large:
+    case fp::status::range_not_satisfiable:
+        return exit_code::usage;
+    default:
+        return exit_code::failure;
+    }
+}
+
+unsigned automatic_connections(std::uint64_t size) {
+    return size < (32U << 20) ? 1 : 4;
+}
+
+asio::awaitable<std::pair<failure, std::unique_ptr<connection>>>
+connection_pool::take(const url& u) {
+    if (auto it = idle_.find(u.authority()); it != idle_.end()) {
+        auto c = std::move(it->second);
+        idle_.erase(it);
+        co_return std::pair{failure{}, std::move(c)};
+    }
+    ++opened_;
+    co_return co_await connection::open(u, timeouts_);
+}
+
+void connection_pool::give_back(const url& u, std::unique_ptr<connection> c) {
+    if (c && c->reusable())
+        idle_.emplace(u.authority(), std::move(c));
+}
+
+namespace {
+
+/// A local I/O failure: what was being done, to which file, why.
+struct local_error {
+    std::string message;
+    explicit operator bool() const noexcept { return !message.empty(); }
+};
+
+local_error local(const std::string& what, const stdfs::path& p, int err) {
+    return {what + " " + p.string() + ": " + std::strerror(err)};
+}
+
+bool retryable(const failure& f) {
+    if (f.what == failure::kind::network)
+        return true;
+    return f.what == failure::kind::server &&
+           (f.error.code == fp::status::busy || f.error.code == fp::status::shutting_down ||
+            f.error.code == fp::status::internal_error);
+}
+
+/// Exponential backoff with jitter, or the server's retry-after hint.
+clock::duration backoff(const failure& f, unsigned attempt) {
+    if (f.what == failure::kind::server && f.error.retry_after_ms > 0)
+        return std::chrono::milliseconds(f.error.retry_after_ms);
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    const double base = 0.2 * static_cast<double>(1U << std::min(attempt, 6U));
+    const double jitter = std::uniform_real_distribution<double>(0.5, 1.0)(rng);
+    return std::chrono::duration_cast<clock::duration>(
+        std::chrono::duration<double>(std::min(base, 10.0) * jitter));
+}
+
+asio::awaitable<void> sleep_for(clock::duration d) {
+    asio::steady_timer t{co_await asio::this_coro::executor, d};
+    co_await t.async_wait(use_nothrow);
+}
+
+/// Everything one attempt at a file shares between its workers (one thread: no locks).
+struct job {
+    job(url u_, const get_options& o_, connection_pool& pool_, progress& bar_, std::size_t bar_id_,
+        int fd_, stdfs::path part_, stdfs::path state_path_, download_state state_,
+        segment_planner planner_, unsigned workers)
+        : u(std::move(u_)), o(o_), pool(pool_), bar(bar_), bar_id(bar_id_), fd(fd_),
+          part(std::move(part_)), state_path(std::move(state_path_)), state(std::move(state_)),
+          planner(std::move(planner_)), active(workers, nullptr) {}
+
+    url u;
+    const get_options& o;
+    connection_pool& pool;
+    progress& bar;
+    std::size_t bar_id;
+    int fd = -1;
+    stdfs::path part;
+    stdfs::path state_path;
+    download_state state;
+    segment_planner planner;
+    std::vector<connection*> active; ///< per worker, while it fetches
+    failure fatal;                   ///< a failure that ends this run
+    local_error io;                  ///< a local write failure that ends this run
+    bool changed = false;            ///< the server's file changed: start over
+    bool stop = false;
+    std::uint64_t fetched = 0;
+    clock::time_point last_checkpoint = clock::now();
+    std::optional<fp::stat_reply> digest; ///< the server's STAT with SHA-256
+
+    void halt() {
+        stop = true;
+        for (auto* c : active)
+            if (c)
+                c->close(); // wakes a worker blocked in a read
+    }
+
+    /// Makes the completed ranges durable, then records them.
+    void checkpoint() {
+        if (::fdatasync(fd) != 0) {
+            io = local("syncing", part, errno);
+            return;
+        }
+        try {
+            state.save(state_path);
+        } catch (const std::system_error& e) {
+            io = {e.what()};
+        }
+        last_checkpoint = clock::now();
+    }
+};
+
+/// One GET of `r` into the .part file.
+asio::awaitable<failure> fetch(job& j, connection& c, byte_range r,
+                               std::vector<std::byte>& buffer) {
+    fp::get_header header;
+    const fp::get_request request{j.u.path, r.begin, r.size(), j.state.identity};
+    if (auto f = co_await c.start_get(request, header); f)
+        co_return f;
+    std::uint64_t at = r.begin;
+    for (;;) {
+        auto [f, n] = co_await c.read_body(buffer);
+        if (f)
+            co_return f;
+        if (n == 0)
+            break;
+        for (std::size_t written = 0; written < n;) {
+            const ssize_t w = ::pwrite(j.fd, buffer.data() + written, n - written,
+                                       static_cast<off_t>(at + written));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                j.io = local("writing", j.part, w < 0 ? errno : EIO);
+                j.halt();
+                co_return failure{};
+            }
+            written += static_cast<std::size_t>(w);
+        }
+        at += n;
+        j.bar.advance(j.bar_id, n);
+    }
+    co_return co_await c.finish_get();
+}
+
+asio::awaitable<void> run_worker(job& j, unsigned id) {
+    std::unique_ptr<connection> conn;
+    std::vector<std::byte> buffer(1 << 20);
+    unsigned attempt = 0;
+    while (!j.stop) {
+        auto r = j.planner.next(id);
+        if (!r)
+            break;
+        for (;;) {
+            if (j.stop) {
+                co_return;
+            }
+            failure f;
+            if (!conn) {
+                auto opened = co_await j.pool.take(j.u);
+                f = opened.first;
+                conn = std::move(opened.second);
+            }
+            if (!f) {
+                j.active[id] = conn.get();
+                f = co_await fetch(j, *conn, *r, buffer);
+                j.active[id] = nullptr;
+                if (j.stop)
+                    co_return;
+            }
+            if (!f) {
+                j.state.done.insert(*r);
+                j.fetched += r->size();
+                attempt = 0;
+                if (clock::now() - j.last_checkpoint > std::chrono::seconds(1))
+                    j.checkpoint();
+                break;
+            }
+            if (conn && !conn->reusable())
+                conn.reset();
+            if (f.what == failure::kind::server && f.error.code == fp::status::changed) {
+                j.changed = true;
+                j.halt();
+                co_return;
+            }
+            if (!retryable(f) || ++attempt > j.o.retries) {
+                j.fatal = f;
+                j.halt();
+                co_return;
+            }
+            j.bar.note("ferry: " + j.u.str() + ": " + f.message() + "; retrying (" +
+                       std::to_string(attempt) + "/" + std::to_string(j.o.retries) + ")");
+            co_await sleep_for(backoff(f, attempt));
+        }
+    }
+    j.pool.give_back(j.u, std::move(conn));
+}
+
+/// The server's digest, fetched on its own connection while the body downloads.
+asio::awaitable<void> fetch_digest(job& j) {
+    for (unsigned attempt = 0;; ++attempt) {
+        auto [f, conn] = co_await j.pool.take(j.u);
+        fp::stat_reply reply;
+        if (!f)
+            f = co_await conn->stat(j.u.path, true, reply);
+        if (!f) {
+            j.digest = reply;
+            j.pool.give_back(j.u, std::move(conn));
+            co_return;
+        }
+        if (j.stop)
+            co_return;
+        if (!retryable(f) || attempt >= j.o.retries) {
+            j.fatal = f;
+            j.halt();
+            co_return;
+        }
+        co_await sleep_for(backoff(f, attempt + 1));
+    }
+}
+
+bool same_file(const download_state& s, const url& u, const fp::stat_reply& st) {
+    return s.url == u.str() && s.identity == st.identity && s.size == st.size;
+}
+
+void remove_quietly(const stdfs::path& p) {
+    std::error_code ec;
+    stdfs::remove(p, ec);
+}
+
+/// -o - : one connection, in order, hashed as it streams; resumes by offset on network errors.
+asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection_pool& pool,
+                                                file_result r) {
+    r.connections = 1; // in order, so one
+    transport::sha256_stream hash;
+    std::uint64_t written = 0;
+    std::optional<fp::file_identity> identity;
+    std::uint64_t size = 0;
+    std::vector<std::byte> buffer(1 << 20);
+    unsigned attempt = 0;
+    for (;;) {
+        auto [f, conn] = co_await pool.take(u);
+        fp::get_header header;
+        const fp::get_request request{u.path, written, fp::to_end, identity};
+        if (!f)
+            f = co_await conn->start_get(request, header);
+        while (!f) {
+            identity = header.identity;
+            size = header.size;
+            auto [rf, n] = co_await conn->read_body(buffer);
+            if (rf) {
+                f = rf;
+                break;
+            }
+            if (n == 0) {
+                f = co_await conn->finish_get();
+                break;
+            }
+            for (std::size_t done = 0; done < n;) {
+                const ssize_t w = ::write(STDOUT_FILENO, buffer.data() + done, n - done);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0) {
+                    r.code = exit_code::local_io;
+                    r.error = std::string{"writing to standard output: "} + std::strerror(errno);
+                    co_return r;
+                }
+                done += static_cast<std::size_t>(w);
+            }
+            hash.update({buffer.data(), n});
+            written += n;
+            r.fetched += n;
+        }
+        if (!f) {
+            pool.give_back(u, std::move(conn));
+            break;
+        }
+        if (!retryable(f) || ++attempt > o.retries) {
+            r.code = code_for(f);
+            r.error = f.message();
+            co_return r;
+        }
+        co_await sleep_for(backoff(f, attempt));
+    }
+    r.size = size;
+    const auto digest = hash.finish();
+    std::optional<fp::sha256_digest> expected = o.expected;
+    if (!expected && o.verify) {
+        auto [f, conn] = co_await pool.take(u);
+        fp::stat_reply st;
+        if (!f)
+            f = co_await conn->stat(u.path, true, st);
+        if (f || !st.sha256 || st.identity != *identity) {
+            r.code = f ? code_for(f) : exit_code::integrity;
+            r.error =
+                f ? f.message() : "the file changed on the server; the output cannot be verified";
+            co_return r;
+        }
+        pool.give_back(u, std::move(conn));
+        expected = st.sha256;
+    }
+    if (expected && *expected != digest) {
+        r.code = exit_code::integrity;
+        r.error = "SHA-256 mismatch: the data written to standard output is corrupt";
+        co_return r;
+    }
+    if (expected)
+        r.sha256 = to_hex(digest);
+    co_return r;
+}
+
+} // namespace
+
+asio::awaitable<file_result> download_file(url u, get_options o, connection_pool& pool,
+                                           progress& bar, std::size_t bar_id) {
+    const auto started = clock::now();
+    file_result r;
+    r.url = u.str();
+    const auto name = stdfs::path(u.path).filename().string();
+    r.output = o.output.empty() ? name : o.output;
+    auto finish = [&](file_result& res) -> file_result& {
+        res.seconds = std::chrono::duration<double>(clock::now() - started).count();
+        return res;
+    };
+    if (r.output == "-") {
+        r = co_await download_to_stdout(u, o, pool, r);
+        co_return finish(r);
+    }
+    if (r.output.empty() || r.output == "." || r.output == "..") {
+        r.code = exit_code::usage;
+        r.error = "the URL names no file; use -o to name the output";
+        co_return finish(r);
+    }
+    const stdfs::path out = r.output;
+    const stdfs::path part = out.string() + ".part";
+    const stdfs::path state_path = out.string() + ".part.state";
+    if (std::error_code ec; stdfs::exists(stdfs::symlink_status(out, ec))) {
+        if (o.skip_existing) {
+            r.skipped = true;
+            co_return finish(r);
+        }
+        if (!o.force) {
+            r.code = exit_code::exists;
+            r.error =
+                out.string() + " exists; use --force to replace it or --skip-existing to keep it";
+            co_return finish(r);
+        }
+    }
+
+    for (unsigned restart = 0;; ++restart) {
+        // What is the file now? A STAT on a pooled connection (retried like everything else).
+        fp::stat_reply st;
+        failure f;
+        for (unsigned attempt = 0;; ++attempt) {
+            auto [of, conn] = co_await pool.take(u);
+            f = of;
+            if (!f)
+                f = co_await conn->stat(u.path, false, st);
+            if (!f)
+                pool.give_back(u, std::move(conn));
+            if (!f || !retryable(f) || attempt >= o.retries)
+                break;
+            co_await sleep_for(backoff(f, attempt + 1));
+        }
+        if (!f && st.kind != fp::file_kind::regular) {
+            f.what = failure::kind::server;
+            f.error = {fp::status::not_regular_file, false, 0, "not a regular file: " + u.path};
+        }
+        if (f) {
+            r.code = code_for(f);
+            r.error = f.message();
+            co_return finish(r);
+        }
+        r.size = st.size;
+
+        // The resume state, if it describes this very version of the file.
+        download_state state;
+        std::string warning;
+        std::optional<download_state> saved;
+        if (o.resume && restart == 0)
+            saved = download_state::load(state_path, warning);
+        if (!warning.empty())
+            bar.note("ferry: " + warning);
+        const bool have_part = stdfs::exists(part);
+        if (saved && have_part && same_file(*saved, u, st)) {
+            state = std::move(*saved);
+            r.resumed = state.done.total() > 0;
+        } else {
+            if (saved && have_part && restart == 0 && saved->done.total() > 0) {
+                bar.note("ferry: " + u.str() +
+                         " changed on the server since the partial download; starting over");
+                r.restarted = true;
+            }
+            state = {u.str(), st.identity, st.size, {}};
+        }
+        const bool fresh = state.done.total() == 0;
+
+        const int fd =
+            ::open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0644);
+        if (fd < 0) {
+            r.code = exit_code::local_io;
+            r.error = local("cannot create", part, errno).message;
+            co_return finish(r);
+        }
+        struct closer {
+            int fd;
+            ~closer() { ::close(fd); }
+        } close_part{fd};
+        if (fresh && st.size > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(st.size)) != 0 &&
+            errno != EOPNOTSUPP) {
+            r.code = exit_code::local_io;
+            r.error = local("cannot reserve " + std::to_string(st.size) + " bytes for", part, errno)
+                          .message;
+            co_return finish(r);
+        }
+
+        const auto missing = state.done.missing(st.size);
+        std::uint64_t missing_bytes = 0;
+        for (const auto& m : missing)
+            missing_bytes += m.size();
+        const unsigned wanted = o.connections ? o.connections : automatic_connections(st.size);
+        const unsigned workers = static_cast<unsigned>(std::max<std::uint64_t>(
+            1, std::min<std::uint64_t>(wanted, (missing_bytes + o.chunk - 1) / o.chunk)));
+        r.connections = workers;
+        bar.set_total(bar_id, st.size, state.done.total());
+
+        job j{u,
+              o,
+              pool,
+              bar,
+              bar_id,
+              fd,
+              part,
+              state_path,
+              std::move(state),
+              segment_planner{missing, workers, o.chunk},
+              workers};
+        try {
+            j.state.save(state_path); // the identity is on disk before any byte is
+        } catch (const std::system_error& e) {
+            r.code = exit_code::local_io;
+            r.error = e.what();
+            co_return finish(r);
+        }
+
+        // The workers, and the digest on a connection of its own, as children joined here.
+        auto ex = co_await asio::this_coro::executor;
+        using op_type = decltype(asio::co_spawn(ex, run_worker(j, 0), asio::deferred));
+        std::vector<op_type> ops;
+        for (unsigned w = 0; w < workers && missing_bytes > 0; ++w)
+            ops.push_back(asio::co_spawn(ex, run_worker(j, w), asio::deferred));
+        const bool need_digest = o.verify && !o.expected;
+        if (need_digest)
+            ops.push_back(asio::co_spawn(ex, fetch_digest(j), asio::deferred));
+        if (!ops.empty()) {
+            auto [order, errors] =
+                co_await asio::experimental::make_parallel_group(std::move(ops))
+                    .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+            for (auto& e : errors)
+                if (e)
+                    std::rethrow_exception(e);
+        }
+        r.fetched += j.fetched;
+
+        if (!j.io && !j.changed)
+            j.checkpoint(); // keep what arrived, whatever happens next
+        if (j.io) {
+            r.code = exit_code::local_io;
+            r.error = j.io.message + " (the partial download is kept; rerun to resume)";
+            co_return finish(r);
+        }
+        if (!j.changed && need_digest && j.digest && j.digest->identity != j.state.identity)
+            j.changed = true; // the digest describes another version
+        if (j.changed) {
+            if (restart >= o.retries) {
+                r.code = exit_code::integrity;
+                r.error = "the file kept changing on the server while it was downloaded";
+                co_return finish(r);
+            }
+            bar.note("ferry: " + u.str() +
+                     " changed on the server during the download; starting over");
+            r.restarted = true;
+            remove_quietly(state_path);
+            continue;
+        }
+        if (j.fatal) {
+            r.code = code_for(j.fatal);
+            r.error = j.fatal.message();
+            if (r.code == exit_code::network || r.code == exit_code::busy)
+                r.error += " (the partial download is kept; rerun to resume)";
+            co_return finish(r);
+        }
+
+        // Complete: durable, verified, then published under the final name.
+        if (::fsync(fd) != 0) {
+            r.code = exit_code::local_io;
+            r.error = local("syncing", part, errno).message;
+            co_return finish(r);
+        }
+        if (need_digest || o.expected) {
+            const auto expected = o.expected ? *o.expected : *j.digest->sha256;
+            const auto got = transport::sha256_of(fd, st.size);
+            if (got.ec || got.digest != expected) {
+                // A corrupt .part must not be resumed: discard it.
+                remove_quietly(part);
+                remove_quietly(state_path);
+                r.code = exit_code::integrity;
+                r.error = got.ec ? local("reading back", part, got.ec.value()).message
+                                 : "SHA-256 mismatch for " + u.str() + ": expected " +
+                                       to_hex(expected) + ", got " + to_hex(got.digest) +
+                                       "; the download was discarded";
+                co_return finish(r);
+            }
+            r.sha256 = to_hex(got.digest);
+        }
+        if (o.force ? ::rename(part.c_str(), out.c_str()) != 0
+                    : ::renameat2(AT_FDCWD, part.c_str(), AT_FDCWD, out.c_str(),
+                                  RENAME_NOREPLACE) != 0) {
+            const int err = errno;
+            r.code = err == EEXIST ? exit_code::exists : exit_code::local_io;
+            r.error =
+                err == EEXIST
+                    ? out.string() + " appeared meanwhile; the download is kept as " + part.string()
+                    : local("cannot rename " + part.string() + " to", out, err).message;
+            co_return finish(r);
+        }
+        remove_quietly(state_path);
+        const auto dir = out.has_parent_path() ? out.parent_path() : stdfs::path{"."};
+        if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+            ::fsync(dfd); // the rename itself is durable
+            ::close(dfd);
+        }
+        bar.done(bar_id);
+        co_return finish(r);
+    }
+}
+
+} // namespace ferry::client
