@@ -456,6 +456,13 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             int fd;
             ~closer() { ::close(fd); }
         } close_part{fd};
+        try {
+            state.save(state_path); // the identity is on disk before any byte is
+        } catch (const std::system_error& e) {
+            r.code = exit_code::local_io;
+            r.error = e.what();
+            co_return finish(r);
+        }
         if (fresh && st.size > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(st.size)) != 0 &&
             errno != EOPNOTSUPP) {
             r.code = exit_code::local_io;
@@ -485,13 +492,6 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
               std::move(state),
               segment_planner{missing, workers, o.chunk},
               workers};
-        try {
-            j.state.save(state_path); // the identity is on disk before any byte is
-        } catch (const std::system_error& e) {
-            r.code = exit_code::local_io;
-            r.error = e.what();
-            co_return finish(r);
-        }
 
         // The workers, and the digest on a connection of its own, as children joined here.
         auto ex = co_await asio::this_coro::executor;

@@ -1,0 +1,334 @@
+// The real ferry binary against a real ferryd on 127.0.0.1:0 (label: integration).
+#include "support/process.hpp"
+#include "support/test_client.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <thread>
+
+namespace ferry::test {
+namespace {
+
+std::string url_of(const ferryd_process& s, const std::string& path) {
+    return "ferry://127.0.0.1:" + std::to_string(s.port()) + "/" + path;
+}
+
+/// Runs ferry with `args` in directory `cwd`.
+run_result ferry(const std::filesystem::path& cwd, std::vector<std::string> args) {
+    std::vector<std::string> argv{"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd.string(),
+                                  bin("ferry")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, std::chrono::seconds(120));
+}
+
+nlohmann::json json_of(const run_result& r) {
+    const auto start = r.output.find('[');
+    const auto end = r.output.rfind(']');
+    if (start == std::string::npos || end == std::string::npos)
+        throw std::runtime_error("no JSON in: " + r.output);
+    return nlohmann::json::parse(r.output.substr(start, end - start + 1));
+}
+
+struct FerryCli : ::testing::Test {
+    temp_dir root;
+    temp_dir work;
+};
+
+TEST_F(FerryCli, DownloadsAreByteIdenticalSingleAndSegmented) {
+    const std::size_t sizes[] = {0, 1, 65535, (3 << 20) + 7, 40 << 20};
+    for (auto size : sizes)
+        write_file(root / ("f" + std::to_string(size)), make_content(size, 21));
+    ferryd_process server{root.path()};
+    for (auto size : sizes) {
+        for (const char* j : {"1", "4"}) {
+            SCOPED_TRACE(std::to_string(size) + " bytes, -j " + j);
+            const auto out = "out-" + std::to_string(size) + "-" + j;
+            // Small chunks force many GETs per connection and idle connections to steal work.
+            auto r = ferry(work.path(), {"get", url_of(server, "f" + std::to_string(size)), "-o",
+                                         out, "-j", j, "--chunk-size", "65536"});
+            ASSERT_EQ(r.code, 0) << r.output;
+            EXPECT_TRUE(read_file(work / out) == make_content(size, 21));
+            EXPECT_FALSE(std::filesystem::exists(work / (out + ".part")));
+            EXPECT_FALSE(std::filesystem::exists(work / (out + ".part.state")));
+            EXPECT_NE(r.output.find("sha256 ok"), std::string::npos) << r.output;
+        }
+    }
+    // The default name is the URL's base name; -o - writes to standard output.
+    auto r = ferry(work.path(), {"get", url_of(server, "f65535")});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_TRUE(read_file(work / "f65535") == make_content(65535, 21));
+    auto piped = run({"/bin/sh", "-c", "\"$0\" get \"$1\" -o - --quiet > \"$2\"", bin("ferry"),
+                      url_of(server, "f3145735"), (work / "piped").string()});
+    ASSERT_EQ(piped.code, 0) << piped.output;
+    EXPECT_TRUE(read_file(work / "piped") == make_content((3 << 20) + 7, 21));
+}
+
+TEST_F(FerryCli, SeveralFilesShareOneKeptAliveConnection) {
+    for (int i = 0; i < 5; ++i)
+        write_file(root / ("m" + std::to_string(i)),
+                   make_content(1000 + static_cast<std::size_t>(i), 1));
+    temp_dir logs;
+    ferryd_process server{root.path(), {"--access-log", (logs / "access.log").string()}};
+    std::vector<std::string> args{"get", "-o", ".", "--parallel", "1", "--no-verify", "--json"};
+    for (int i = 0; i < 5; ++i)
+        args.push_back(url_of(server, "m" + std::to_string(i)));
+    auto r = ferry(work.path(), args);
+    ASSERT_EQ(r.code, 0) << r.output;
+    for (int i = 0; i < 5; ++i)
+        EXPECT_TRUE(read_file(work / ("m" + std::to_string(i))) ==
+                    make_content(1000 + static_cast<std::size_t>(i), 1));
+    EXPECT_EQ(json_of(r).size(), 5U);
+    ASSERT_EQ(server.stop(), 0);
+    const auto log = read_file(logs / "access.log");
+    std::set<std::string> connections;
+    for (std::size_t at = log.find("[conn "); at != std::string::npos;
+         at = log.find("[conn ", at + 1))
+        connections.insert(log.substr(at, log.find(']', at) - at));
+    EXPECT_EQ(connections.size(), 1U) << log;
+}
+
+/// Waits (bounded) until the state file of `out` records at least `bytes` done; returns them.
+std::uint64_t wait_for_progress(const std::filesystem::path& state, std::uint64_t bytes) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+        try {
+            auto j = nlohmann::json::parse(read_file(state));
+            std::uint64_t done = 0;
+            for (const auto& r : j.at("done"))
+                done += r.at(1).get<std::uint64_t>() - r.at(0).get<std::uint64_t>();
+            if (done >= bytes)
+                return done;
+        } catch (const std::exception&) {
+            // not written yet
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20)); // polling a file, bounded
+    }
+    throw std::runtime_error("no progress recorded in " + state.string());
+}
+
+std::uint64_t recorded_done(const std::filesystem::path& state) {
+    return wait_for_progress(state, 0);
+}
+
+TEST_F(FerryCli, KilledMidDownloadResumesFetchingOnlyTheRest) {
+    const std::size_t size = 24 << 20;
+    write_file(root / "big", make_content(size, 22));
+    ferryd_process server{root.path(), {"--rate-limit", std::to_string(8 << 20)}};
+    child_process client{{bin("ferry"), "get", url_of(server, "big"), "-o", (work / "big").string(),
+                          "-j", "2", "--chunk-size", std::to_string(1 << 20), "--quiet"},
+                         work / "client.log"};
+    wait_for_progress(work / "big.part.state", 4 << 20);
+    client.signal(SIGKILL);
+    ASSERT_EQ(client.wait_exit(std::chrono::seconds(10)), 128 + SIGKILL);
+    EXPECT_FALSE(std::filesystem::exists(work / "big"));
+    const auto durable = recorded_done(work / "big.part.state");
+    ASSERT_LT(durable, size);
+
+    auto r = ferry(work.path(), {"get", url_of(server, "big"), "-o", "big", "--json"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 22));
+    auto j = json_of(r)[0];
+    EXPECT_TRUE(j["resumed"].get<bool>());
+    EXPECT_EQ(j["fetched"].get<std::uint64_t>(), size - durable); // only the rest
+    EXPECT_FALSE(std::filesystem::exists(work / "big.part"));
+    EXPECT_FALSE(std::filesystem::exists(work / "big.part.state"));
+}
+
+TEST_F(FerryCli, ContinuesAcrossAServerRestart) {
+    const std::size_t size = 24 << 20;
+    write_file(root / "big", make_content(size, 23));
+    auto server = std::make_unique<ferryd_process>(
+        root.path(), std::vector<std::string>{"--rate-limit", std::to_string(8 << 20)});
+    const auto port = server->port();
+    child_process client{{bin("ferry"), "get", url_of(*server, "big"), "-o",
+                          (work / "big").string(), "--retries", "20", "--chunk-size",
+                          std::to_string(1 << 20), "--quiet", "--json"},
+                         work / "client.log"};
+    wait_for_progress(work / "big.part.state", 4 << 20);
+    server->process().signal(SIGKILL); // a crash, not a drain
+    ASSERT_TRUE(server->process().wait_exit(std::chrono::seconds(10)));
+    server.reset();
+    ferryd_process again{root.path(), {"--listen", "127.0.0.1:" + std::to_string(port)}};
+    ASSERT_EQ(client.wait_exit(std::chrono::seconds(90)), 0) << read_file(work / "client.log");
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 23));
+}
+
+TEST_F(FerryCli, AFileChangedBetweenAttemptsIsFetchedAfreshNeverSpliced) {
+    const std::size_t size = 24 << 20;
+    write_file(root / "big", make_content(size, 24));
+    ferryd_process server{root.path(), {"--rate-limit", std::to_string(8 << 20)}};
+    child_process client{{bin("ferry"), "get", url_of(server, "big"), "-o", (work / "big").string(),
+                          "--chunk-size", std::to_string(1 << 20), "--quiet"},
+                         work / "client.log"};
+    wait_for_progress(work / "big.part.state", 2 << 20);
+    client.signal(SIGKILL);
+    client.wait_exit(std::chrono::seconds(10));
+    write_file(root / "big", make_content(size, 25)); // same size, new content and mtime
+    auto r = ferry(work.path(), {"get", url_of(server, "big"), "-o", "big", "--json"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 25));
+    EXPECT_TRUE(json_of(r)[0]["restarted"].get<bool>());
+    EXPECT_NE(r.output.find("changed on the server"), std::string::npos) << r.output;
+}
+
+TEST_F(FerryCli, ADigestMismatchLeavesNoOutputAndNoPart) {
+    // Inject a server fault: the file's bytes change but its identity (size, mtime) does not,
+    // so ferryd's cached digest no longer matches what it sends.
+    const auto path = root / "f";
+    write_file(path, make_content(100000, 26));
+    struct stat before {};
+    ::stat(path.c_str(), &before);
+    ferryd_process server{root.path()};
+    auto primed = ferry(work.path(), {"stat", url_of(server, "f"), "--sha256"});
+    ASSERT_EQ(primed.code, 0) << primed.output;
+    {
+        const int fd = ::open(path.c_str(), O_WRONLY);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::pwrite(fd, "CORRUPT", 7, 5000), 7);
+        ::close(fd);
+        const struct timespec times[2] = {before.st_atim, before.st_mtim};
+        ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+    }
+    auto r = ferry(work.path(), {"get", url_of(server, "f"), "-o", "f"});
+    EXPECT_EQ(r.code, 6) << r.output;
+    EXPECT_NE(r.output.find("SHA-256 mismatch"), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(work / "f"));
+    EXPECT_FALSE(std::filesystem::exists(work / "f.part"));
+    // A digest the user gives is checked the same way.
+    write_file(root / "g", "g");
+    auto user = ferry(work.path(), {"get", url_of(server, "g"), "--sha256", std::string(64, '0')});
+    EXPECT_EQ(user.code, 6) << user.output;
+    EXPECT_FALSE(std::filesystem::exists(work / "g"));
+}
+
+TEST_F(FerryCli, ExistingOutputIsNeverTouchedUnlessAsked) {
+    write_file(root / "f", "new");
+    write_file(work / "f", "precious");
+    ferryd_process server{root.path()};
+    auto refused = ferry(work.path(), {"get", url_of(server, "f")});
+    EXPECT_EQ(refused.code, 9) << refused.output;
+    EXPECT_NE(refused.output.find("exists"), std::string::npos);
+    EXPECT_EQ(read_file(work / "f"), "precious");
+    auto skipped = ferry(work.path(), {"get", url_of(server, "f"), "--skip-existing"});
+    EXPECT_EQ(skipped.code, 0) << skipped.output;
+    EXPECT_EQ(read_file(work / "f"), "precious");
+    auto forced = ferry(work.path(), {"get", url_of(server, "f"), "--force"});
+    EXPECT_EQ(forced.code, 0) << forced.output;
+    EXPECT_EQ(read_file(work / "f"), "new");
+}
+
+TEST_F(FerryCli, EachFailureHasItsExitCode) {
+    write_file(root / "f", "x");
+    std::filesystem::create_directory(root / "dir");
+    ferryd_process server{root.path()};
+    EXPECT_EQ(ferry(work.path(), {}).code, 2);
+    EXPECT_EQ(ferry(work.path(), {"get", "http://example.org/x"}).code, 2);
+    EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "f"), "--no-such-option"}).code, 2);
+    EXPECT_EQ(ferry(work.path(), {"frobnicate"}).code, 2);
+    EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "missing")}).code, 3);
+    EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "dir"), "-o", "d"}).code, 3);
+    EXPECT_EQ(ferry(work.path(), {"ls", url_of(server, "f")}).code, 3);
+    EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "../etc/passwd"), "-o", "p"}).code, 4);
+    auto missing_dir = ferry(work.path(), {"get", url_of(server, "f"), "-o", "no/such/dir/f"});
+    EXPECT_EQ(missing_dir.code, 8) << missing_dir.output;
+    EXPECT_NE(missing_dir.output.find("no/such/dir/f.part"), std::string::npos)
+        << missing_dir.output;
+
+    // Network: nothing listens on a port we just released.
+    std::uint16_t dead_port = 0;
+    {
+        temp_dir other;
+        ferryd_process gone{other.path()};
+        dead_port = gone.port();
+        ASSERT_EQ(gone.stop(), 0);
+    }
+    auto refused =
+        ferry(work.path(),
+              {"get", "ferry://127.0.0.1:" + std::to_string(dead_port) + "/f", "--retries", "1"});
+    EXPECT_EQ(refused.code, 5) << refused.output;
+
+    // Busy: the only connection slot is taken.
+    ferryd_process tight{root.path(), {"--max-connections", "1", "--busy-retry-after", "0.05"}};
+    auto holder = test_client::connect(tight.port());
+    holder.send(fp::stat_request{"f", false});
+    (void)holder.read<fp::stat_reply>();
+    auto busy = ferry(work.path(), {"get", url_of(tight, "f"), "-o", "b", "--retries", "2"});
+    EXPECT_EQ(busy.code, 7) << busy.output;
+    EXPECT_NE(busy.output.find("busy"), std::string::npos) << busy.output;
+}
+
+TEST_F(FerryCli, AStalledServerIsANetworkErrorAfterRetries) {
+    // A listening socket that never answers: connects succeed, no byte ever comes.
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(fd, 16), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    auto r =
+        ferry(work.path(), {"get", "ferry://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/f",
+                            "--stall-timeout", "0.3", "--retries", "1"});
+    ::close(fd);
+    EXPECT_EQ(r.code, 5) << r.output;
+    EXPECT_NE(r.output.find("timed out"), std::string::npos) << r.output;
+}
+
+TEST_F(FerryCli, ANoSpaceLeftFailureKeepsThePartForARerun) {
+    // A 1 MiB tmpfs in a private mount namespace (needs root; skipped where unavailable).
+    write_file(root / "big", make_content(4 << 20, 27));
+    ferryd_process server{root.path()};
+    const auto dir = work / "small";
+    std::filesystem::create_directory(dir);
+    auto probe = run({"/usr/bin/unshare", "-m", "/bin/sh", "-c",
+                      "mount -t tmpfs -o size=1m tmpfs \"$0\"", dir.string()});
+    if (probe.code != 0)
+        GTEST_SKIP() << "cannot mount a tmpfs here: " << probe.output;
+    const std::string script =
+        "mount -t tmpfs -o size=1m tmpfs \"$0\" && cd \"$0\" && "
+        "\"$1\" get \"$2\" -o big --quiet; echo \"first=$?\"; ls; "
+        "mount -o remount,size=16m \"$0\" && \"$1\" get \"$2\" -o big --quiet; echo \"second=$?\"; "
+        "sha256sum big; ls";
+    auto r = run({"/usr/bin/unshare", "-m", "/bin/sh", "-c", script, dir.string(), bin("ferry"),
+                  url_of(server, "big")});
+    EXPECT_NE(r.output.find("first=8"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("No space left on device"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("big.part.state"), std::string::npos) << r.output; // kept for the rerun
+    EXPECT_NE(r.output.find("second=0"), std::string::npos) << r.output;
+}
+
+TEST_F(FerryCli, LsAndStat) {
+    write_file(root / "d/a.txt", "aaa");
+    write_file(root / "d/b.bin", "");
+    std::filesystem::create_directory(root / "d/sub");
+    ferryd_process server{root.path()};
+    auto ls = ferry(work.path(), {"ls", url_of(server, "d")});
+    ASSERT_EQ(ls.code, 0) << ls.output;
+    EXPECT_LT(ls.output.find("a.txt"), ls.output.find("b.bin")); // sorted by name
+    EXPECT_NE(ls.output.find("sub/"), std::string::npos);
+    auto json = ferry(work.path(), {"ls", url_of(server, "d"), "--json"});
+    ASSERT_EQ(json.code, 0);
+    auto entries = json_of(json);
+    ASSERT_EQ(entries.size(), 3U);
+    EXPECT_EQ(entries[0]["name"], "a.txt");
+    EXPECT_EQ(entries[0]["size"], 3);
+    EXPECT_EQ(entries[2]["kind"], "directory");
+    auto st = ferry(work.path(), {"stat", url_of(server, "d/a.txt"), "--sha256"});
+    ASSERT_EQ(st.code, 0) << st.output;
+    EXPECT_NE(st.output.find("9834876dcfb05cb167a5c24953eba58c4ac89b1adf57f28f2f9d09af107ee8f0"),
+              std::string::npos)
+        << st.output; // sha256("aaa")
+    EXPECT_NE(st.output.find("size:     3"), std::string::npos);
+    EXPECT_EQ(ferry(work.path(), {"--version"}).code, 0);
+    for (const char* cmd : {"get", "ls", "stat"}) {
+        auto help = ferry(work.path(), {cmd, "--help"});
+        EXPECT_EQ(help.code, 0) << cmd;
+        EXPECT_NE(help.output.find("--stall-timeout"), std::string::npos) << cmd;
+    }
+}
+
+} // namespace
+} // namespace ferry::test

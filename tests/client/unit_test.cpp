@@ -1,0 +1,154 @@
+// Unit tests of the client's parts: URLs, range sets, the segment planner, the resume state.
+#include "ferry/client/download_state.hpp"
+#include "ferry/client/segment_planner.hpp"
+#include "ferry/client/url.hpp"
+#include "support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <map>
+
+namespace ferry::test {
+namespace {
+
+namespace fc = ferry::client;
+
+TEST(Url, Forms) {
+    std::string error;
+    auto u = fc::parse_url("ferry://example.org:9000/a/b%20c.txt", error);
+    ASSERT_TRUE(u) << error;
+    EXPECT_EQ(u->host, "example.org");
+    EXPECT_EQ(u->port, 9000);
+    EXPECT_EQ(u->path, "a/b c.txt");
+    auto v6 = fc::parse_url("ferry://[::1]:7000/x", error);
+    ASSERT_TRUE(v6) << error;
+    EXPECT_EQ(v6->host, "::1");
+    EXPECT_EQ(v6->authority(), "[::1]:7000");
+    auto no_port = fc::parse_url("ferry://h/", error);
+    ASSERT_TRUE(no_port);
+    EXPECT_EQ(no_port->port, fc::default_port);
+    EXPECT_EQ(no_port->path, "");
+    for (const auto* bad :
+         {"http://h/x", "ferry://", "ferry:///x", "ferry://h:/x", "ferry://h:0/x",
+          "ferry://h:65536/x", "ferry://h:12a/x", "ferry://[::1/x", "ferry://[::1]x/y",
+          "ferry://h/%zz", "ferry://h/%4", "ferry://h/%00", "ferry://h/%ff"}) {
+        EXPECT_FALSE(fc::parse_url(bad, error)) << bad;
+        EXPECT_FALSE(error.empty());
+    }
+}
+
+TEST(RangeSet, MergesAndComplements) {
+    fc::range_set s;
+    s.insert({10, 20});
+    s.insert({30, 40});
+    s.insert({20, 30}); // bridges both
+    s.insert({5, 6});
+    s.insert({50, 50}); // empty: ignored
+    ASSERT_EQ(s.ranges().size(), 2U);
+    EXPECT_EQ(s.ranges()[0], (fc::byte_range{5, 6}));
+    EXPECT_EQ(s.ranges()[1], (fc::byte_range{10, 40}));
+    EXPECT_EQ(s.total(), 31U);
+    auto m = s.missing(45);
+    ASSERT_EQ(m.size(), 3U);
+    EXPECT_EQ(m[0], (fc::byte_range{0, 5}));
+    EXPECT_EQ(m[1], (fc::byte_range{6, 10}));
+    EXPECT_EQ(m[2], (fc::byte_range{40, 45}));
+    EXPECT_TRUE(s.missing(0).empty());
+}
+
+/// Hands out chunks to workers in the order `turns` gives and checks every byte of `missing`
+/// is handed out exactly once.
+void expect_exact_cover(const std::vector<fc::byte_range>& missing, unsigned workers,
+                        std::uint64_t chunk, const std::vector<unsigned>& turns) {
+    fc::segment_planner p{missing, workers, chunk};
+    fc::range_set seen;
+    std::uint64_t handed = 0;
+    std::size_t t = 0;
+    std::vector<bool> finished(workers, false);
+    unsigned live = workers;
+    while (live > 0) {
+        // The given turns for a while (workers missing from them wait), then everyone in turn.
+        const unsigned w =
+            t < turns.size() * 50 ? turns[t % turns.size()] : static_cast<unsigned>(t % workers);
+        ++t;
+        if (finished[w])
+            continue;
+        auto r = p.next(w);
+        if (!r) {
+            finished[w] = true;
+            --live;
+            continue;
+        }
+        ASSERT_LE(r->size(), chunk);
+        ASSERT_GT(r->size(), 0U);
+        handed += r->size();
+        seen.insert(*r);
+        ASSERT_EQ(seen.total(), handed) << "a byte was handed out twice";
+    }
+    std::uint64_t want = 0;
+    for (const auto& m : missing)
+        want += m.size();
+    EXPECT_EQ(handed, want);
+    fc::range_set expected;
+    for (const auto& m : missing)
+        expected.insert(m);
+    EXPECT_EQ(seen.ranges(), expected.ranges());
+}
+
+TEST(SegmentPlanner, EveryByteExactlyOnceWhateverTheOrder) {
+    expect_exact_cover({{0, 1000}}, 1, 100, {});
+    expect_exact_cover({{0, 1000}}, 4, 64, {});
+    expect_exact_cover({{0, 1}}, 4, 64, {});
+    expect_exact_cover({{0, 10}, {20, 25}, {100, 1000}}, 3, 7, {});
+    // A fast worker (0) asks far more often than the slow ones: it steals their tails.
+    expect_exact_cover({{0, 100000}}, 4, 1000, {0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 2, 0, 0, 3});
+    expect_exact_cover({{5, 99999}}, 8, 4096, {7, 7, 7, 1, 7, 7, 2});
+}
+
+TEST(SegmentPlanner, AnIdleWorkerTakesTheTailOfTheLargestSegment) {
+    fc::segment_planner p{{{0, 1000}}, 2, 100};
+    EXPECT_EQ(p.next(0), (fc::byte_range{0, 100}));   // worker 0 owns [0, 500)
+    EXPECT_EQ(p.next(1), (fc::byte_range{500, 600})); // worker 1 owns [500, 1000)
+    for (int i = 0; i < 4; ++i)
+        (void)p.next(1); // worker 1 finishes its segment
+    // Worker 0 has [100, 500) left: worker 1 takes [300, 500).
+    EXPECT_EQ(p.next(1), (fc::byte_range{300, 400}));
+    EXPECT_EQ(p.next(0), (fc::byte_range{100, 200}));
+    p.give_back({100, 200}); // a failed chunk comes back to whoever asks next
+    (void)p.next(1);
+    EXPECT_EQ(p.next(1), (fc::byte_range{100, 200}));
+}
+
+TEST(DownloadState, RoundTripsAndRefusesWhatItCannotTrust) {
+    temp_dir d;
+    fc::download_state s;
+    s.url = "ferry://h:1/f";
+    s.size = 1000;
+    s.identity[3] = std::byte{7};
+    s.done.insert({0, 100});
+    s.done.insert({500, 600});
+    s.save(d / "f.part.state");
+    std::string warning;
+    auto back = fc::download_state::load(d / "f.part.state", warning);
+    ASSERT_TRUE(back);
+    EXPECT_TRUE(warning.empty());
+    EXPECT_EQ(back->url, s.url);
+    EXPECT_EQ(back->identity, s.identity);
+    EXPECT_EQ(back->done.ranges(), s.done.ranges());
+    EXPECT_FALSE(std::filesystem::exists(d / "f.part.state.tmp"));
+
+    EXPECT_FALSE(fc::download_state::load(d / "missing", warning));
+    EXPECT_TRUE(warning.empty());
+    for (
+        const auto* bad :
+        {"{", "{}", R"({"format":2})",
+         R"({"format":1,"url":"u","identity":"zz","size":1,"done":[]})",
+         R"({"format":1,"url":"u","identity":"0000000000000000000000000000000000000000000000000000000000000000","size":10,"done":[[0,11]]})"}) {
+        write_file(d / "bad", bad);
+        warning.clear();
+        EXPECT_FALSE(fc::download_state::load(d / "bad", warning)) << bad;
+        EXPECT_NE(warning.find("starting over"), std::string::npos) << bad;
+    }
+}
+
+} // namespace
+} // namespace ferry::test
