@@ -62,17 +62,27 @@ po::options_description common_options(timeouts& t, unsigned& retries, bool& qui
     return d;
 }
 
-po::variables_map parse(const std::vector<std::string>& args,
-                        const po::options_description& visible,
-                        const po::positional_options_description& positional,
-                        const po::options_description& hidden) {
+/// Parses a command's options and its URL operands (`max_urls`, -1: any number). Returns
+/// nullopt after printing the command's --help.
+std::optional<po::variables_map> parse_command(const std::vector<std::string>& args,
+                                               const po::options_description& visible,
+                                               int max_urls) {
     po::options_description all;
-    all.add(visible).add(hidden);
+    all.add(visible);
+    const po::value_semantic* url =
+        max_urls == 1 ? static_cast<const po::value_semantic*>(po::value<std::string>())
+                      : po::value<std::vector<std::string>>();
+    all.add_options()("url", url, "");
+    po::positional_options_description positional;
+    positional.add("url", max_urls);
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-        if (!vm.count("help"))
-            po::notify(vm);
+        if (vm.count("help")) {
+            std::cout << visible;
+            return std::nullopt;
+        }
+        po::notify(vm);
     } catch (const po::error& e) {
         throw usage_error(e.what());
     }
@@ -264,15 +274,10 @@ int get_command(const std::vector<std::string>& args) {
         "chunk-size", po::value<std::uint64_t>(&chunk)->default_value(4 << 20),
         "bytes per request of a segmented download");
     d.add(common_options(t, retries, quiet, json));
-    po::options_description hidden;
-    hidden.add_options()("url", po::value<std::vector<std::string>>(), "");
-    po::positional_options_description pos;
-    pos.add("url", -1);
-    auto vm = parse(args, d, pos, hidden);
-    if (vm.count("help")) {
-        std::cout << d;
+    const auto parsed = parse_command(args, d, -1);
+    if (!parsed)
         return 0;
-    }
+    const auto& vm = *parsed;
     check_timeouts(t);
     if (!vm.count("url"))
         throw usage_error("get needs at least one URL");
@@ -369,15 +374,10 @@ int single_url_command(const std::string& name, const std::vector<std::string>& 
         d.add_options()("sha256", po::bool_switch(&sha256),
                         "also show the file's SHA-256 (computed by the server)");
     d.add(common_options(t, retries, quiet, json));
-    po::options_description hidden;
-    hidden.add_options()("url", po::value<std::string>(), "");
-    po::positional_options_description pos;
-    pos.add("url", 1);
-    auto vm = parse(args, d, pos, hidden);
-    if (vm.count("help")) {
-        std::cout << d;
+    const auto parsed = parse_command(args, d, 1);
+    if (!parsed)
         return 0;
-    }
+    const auto& vm = *parsed;
     check_timeouts(t);
     if (!vm.count("url"))
         throw usage_error(name + " needs a URL");
