@@ -1,5 +1,6 @@
 #include "ferry/client/cli.hpp"
 
+#include "ferry/client/bench.hpp"
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/downloader.hpp"
 #include "ferry/client/exit_code.hpp"
@@ -15,6 +16,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -36,6 +38,7 @@ constexpr const char* overview =
     "  get URL... [-o OUT]   download files (verified, resumable, segmented)\n"
     "  ls URL                list a directory\n"
     "  stat URL [--sha256]   show a file's metadata (and digest)\n"
+    "  bench URL... -c N     load-test a server (closed loop, or --rate for an open loop)\n"
     "\n"
     "URLs look like ferry://HOST:PORT/path (IPv6: ferry://[::1]:7878/path; default port 7878).\n"
     "Run 'ferry COMMAND --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage,\n"
@@ -365,6 +368,85 @@ int get_command(const std::vector<std::string>& args) {
     return code;
 }
 
+int bench_command(const std::vector<std::string>& args) {
+    timeouts t;
+    unsigned retries = 0;
+    bool quiet = false, json = false;
+    bench_options o;
+    std::string list;
+    std::uint64_t requests = 0;
+    po::options_description d{"ferry bench URL [PATH or URL...] [options]"};
+    d.add_options()("connections,c", po::value<unsigned>(&o.connections)->default_value(10),
+                    "concurrent connections")("duration,d",
+                                              po::value<double>(&o.duration)->default_value(10),
+                                              "seconds to run (after the warm-up)")(
+        "requests,n", po::value<std::uint64_t>(&requests), "stop after this many requests instead")(
+        "rate", po::value<double>(&o.rate)->default_value(0),
+        "open loop: start this many requests per second, latency measured from each intended "
+        "start")("warmup", po::value<double>(&o.warmup)->default_value(0),
+                 "seconds run before measuring")("ramp-up",
+                                                 po::value<double>(&o.ramp_up)->default_value(0),
+                                                 "seconds over which the connections are opened")(
+        "list", po::value<std::string>(&list), "file with more paths (or URLs), one per line")(
+        "verify", po::bool_switch(&o.verify),
+        "hash every body as it streams and compare with the server's SHA-256")(
+        "slow-read", po::value<std::uint64_t>(&o.slow_read)->default_value(0),
+        "hostile: read bodies at this many bytes/s")(
+        "abort-after", po::value<std::uint64_t>(&o.abort_after)->default_value(0),
+        "hostile: disconnect after this many body bytes")(
+        "idle", po::bool_switch(&o.idle), "hostile: connect and send nothing for the duration")(
+        "threads", po::value<unsigned>(&o.threads)->default_value(0),
+        "client threads (0: one per core)");
+    d.add(common_options(t, retries, quiet, json));
+    const auto parsed = parse_command(args, d, -1);
+    if (!parsed)
+        return 0;
+    const auto& vm = *parsed;
+    check_timeouts(t);
+    o.limits = t;
+    if (vm.count("requests"))
+        o.requests = requests;
+    if (!vm.count("url"))
+        throw usage_error("bench needs a URL");
+    if (o.connections == 0 || !(o.duration > 0) || o.rate < 0 || o.warmup < 0 || o.ramp_up < 0 ||
+        (o.requests && *o.requests == 0))
+        throw usage_error("--connections, --duration and --requests must be above 0; --rate, "
+                          "--warmup and --ramp-up not negative");
+    auto add = [&](const std::string& text) {
+        if (text.rfind("ferry://", 0) == 0 || o.targets.empty()) {
+            o.targets.push_back(parse_url_arg(text));
+            return;
+        }
+        url more = o.targets.front(); // a bare path: same server as the first URL
+        more.path = text.front() == '/' ? text.substr(1) : text;
+        o.targets.push_back(more);
+    };
+    for (const auto& text : vm["url"].as<std::vector<std::string>>())
+        add(text);
+    if (!list.empty()) {
+        std::ifstream in{list};
+        if (!in)
+            throw usage_error("--list " + list + ": cannot read the file");
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty() && line.front() != '#')
+                add(line);
+    }
+    for (const auto& u : o.targets)
+        if (u.authority() != o.targets.front().authority())
+            throw usage_error("every URL must name the same server as the first");
+    if (!quiet && !json)
+        std::cerr << fmt::format(
+            "ferry bench: {} connection(s), {}, {} target(s) on {}\n", o.connections,
+            o.requests ? fmt::format("{} requests", *o.requests) : fmt::format("{} s", o.duration),
+            o.targets.size(), o.targets.front().authority());
+    const auto report = run_bench(o);
+    if (json)
+        std::cout << report.json().dump(2) << "\n";
+    else
+        std::cout << report.text();
+    return report.error_total() == 0 ? 0 : static_cast<int>(exit_code::failure);
+}
+
 int single_url_command(const std::string& name, const std::vector<std::string>& args) {
     timeouts t;
     unsigned retries = 5;
@@ -403,6 +485,8 @@ int run_cli(int argc, const char* const* argv) {
         args.erase(args.begin());
         if (command == "get")
             return get_command(args);
+        if (command == "bench")
+            return bench_command(args);
         if (command == "ls" || command == "stat")
             return single_url_command(command, args);
         throw usage_error("unknown command '" + command + "'");

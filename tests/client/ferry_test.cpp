@@ -332,3 +332,70 @@ TEST_F(FerryCli, LsAndStat) {
 
 } // namespace
 } // namespace ferry::test
+
+namespace ferry::test {
+namespace {
+
+/// CI runs ferry bench only briefly, as a correctness check: zero errors, sane numbers.
+TEST_F(FerryCli, BenchRunsCleanlyAndReportsSaneNumbers) {
+    write_file(root / "4k", make_content(4096, 31));
+    write_file(root / "64k", make_content(65536, 32));
+    write_file(work / "paths", "64k\n# a comment\n");
+    ferryd_process server{root.path()};
+    auto closed = ferry(work.path(), {"bench", url_of(server, "4k"), "--list", "paths", "-c", "8",
+                                      "-n", "400", "--verify", "--json"});
+    ASSERT_EQ(closed.code, 0) << closed.output;
+    auto j = nlohmann::json::parse(closed.output.substr(closed.output.find('{')));
+    EXPECT_EQ(j["requests"], 400);
+    EXPECT_EQ(j["error_total"], 0);
+    // Each body was whole: the total is k 64 KiB bodies and 400 - k 4 KiB ones, both files used.
+    const auto bytes = j["bytes"].get<std::uint64_t>();
+    EXPECT_EQ((bytes - 400 * 4096) % (65536 - 4096), 0U) << bytes;
+    EXPECT_GT(bytes, 400U * 4096);
+    EXPECT_LT(bytes, 400U * 65536);
+    EXPECT_EQ(j["latency"]["last_byte"]["count"], 400);
+    EXPECT_GT(j["latency"]["last_byte"]["max_ms"].get<double>(), 0);
+    EXPECT_LE(j["latency"]["first_byte"]["p50_ms"].get<double>(),
+              j["latency"]["last_byte"]["max_ms"].get<double>());
+
+    // Open loop: 200 requests at 400/s take about half a second of schedule.
+    auto open = ferry(work.path(), {"bench", url_of(server, "4k"), "-c", "4", "-n", "200", "--rate",
+                                    "400", "--json"});
+    ASSERT_EQ(open.code, 0) << open.output;
+    auto o = nlohmann::json::parse(open.output.substr(open.output.find('{')));
+    EXPECT_EQ(o["requests"], 200);
+    EXPECT_GE(o["seconds"].get<double>(), 0.45);
+
+    auto hostile = ferry(work.path(), {"bench", url_of(server, "64k"), "-c", "2", "-n", "20",
+                                       "--abort-after", "1000", "--json"});
+    ASSERT_EQ(hostile.code, 0) << hostile.output;
+    auto h = nlohmann::json::parse(hostile.output.substr(hostile.output.find('{')));
+    EXPECT_EQ(h["aborted"], 20);
+    EXPECT_EQ(h["requests"], 0);
+
+    auto idle = ferry(work.path(),
+                      {"bench", url_of(server, "4k"), "-c", "5", "-d", "0.5", "--idle", "--json"});
+    ASSERT_EQ(idle.code, 0) << idle.output;
+    EXPECT_EQ(nlohmann::json::parse(idle.output.substr(idle.output.find('{')))["held_open"], 5);
+}
+
+TEST_F(FerryCli, BenchCountsErrorsByCause) {
+    write_file(root / "f", "x");
+    ferryd_process server{root.path()};
+    auto missing =
+        ferry(work.path(), {"bench", url_of(server, "missing"), "-c", "2", "-n", "10", "--json"});
+    EXPECT_EQ(missing.code, 1) << missing.output;
+    auto j = nlohmann::json::parse(missing.output.substr(missing.output.find('{')));
+    EXPECT_EQ(j["errors"]["bad status"], 10);
+    EXPECT_EQ(j["requests"], 0);
+    // With a request timeout shorter than --idle, the server closes idle connections: counted.
+    ferryd_process strict{root.path(), {"--request-timeout", "0.2"}};
+    auto idle = ferry(work.path(),
+                      {"bench", url_of(strict, "f"), "-c", "3", "-d", "1", "--idle", "--json"});
+    auto i = nlohmann::json::parse(idle.output.substr(idle.output.find('{')));
+    EXPECT_EQ(i["held_open"], 0);
+    EXPECT_EQ(i["errors"]["reset"], 3);
+}
+
+} // namespace
+} // namespace ferry::test

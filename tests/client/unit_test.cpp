@@ -1,5 +1,6 @@
 // Unit tests of the client's parts: URLs, range sets, the segment planner, the resume state.
 #include "ferry/client/download_state.hpp"
+#include "ferry/client/histogram.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/client/url.hpp"
 #include "support/temp_dir.hpp"
@@ -148,6 +149,41 @@ TEST(DownloadState, RoundTripsAndRefusesWhatItCannotTrust) {
         EXPECT_FALSE(fc::download_state::load(d / "bad", warning)) << bad;
         EXPECT_NE(warning.find("starting over"), std::string::npos) << bad;
     }
+}
+
+} // namespace
+} // namespace ferry::test
+
+namespace ferry::test {
+namespace {
+
+TEST(Histogram, PercentilesWithinThreePercent) {
+    fc::histogram h;
+    for (std::uint64_t v = 1; v <= 100000; ++v)
+        h.record(v);
+    EXPECT_EQ(h.count(), 100000U);
+    EXPECT_EQ(h.max(), 100000U);
+    for (double p : {50.0, 90.0, 99.0, 99.9}) {
+        const double exact = p / 100.0 * 100000;
+        const auto got = static_cast<double>(h.percentile(p));
+        EXPECT_GE(got, exact) << p;
+        EXPECT_LE(got, exact * 1.033) << p;
+    }
+    EXPECT_EQ(h.percentile(100), 100000U);
+    fc::histogram small;
+    for (std::uint64_t v : {0ULL, 1ULL, 2ULL, 3ULL, 31ULL})
+        small.record(v); // exact below 32
+    EXPECT_EQ(small.percentile(20), 0U);
+    EXPECT_EQ(small.percentile(60), 2U);
+    EXPECT_EQ(small.percentile(100), 31U);
+    fc::histogram merged;
+    merged.merge(small);
+    merged.merge(h);
+    EXPECT_EQ(merged.count(), 100005U);
+    EXPECT_EQ(fc::histogram{}.percentile(50), 0U);
+    fc::histogram huge;
+    huge.record(UINT64_MAX);
+    EXPECT_EQ(huge.percentile(50), UINT64_MAX);
 }
 
 } // namespace

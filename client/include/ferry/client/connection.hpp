@@ -69,6 +69,8 @@ public:
 
     /// False once a failure left the stream in an unknown state; such a connection is closed.
     bool reusable() const noexcept { return reusable_; }
+    /// The socket itself, for load tests that misbehave on purpose (ferry bench --idle).
+    socket_type& socket() noexcept { return socket_; }
     void close();
 
 private:
