@@ -173,8 +173,10 @@ asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span
         body_left_ -= n;
         co_return std::pair{failure{}, n};
     }
-    auto [ec, n] = co_await with_timeout(
-        socket_.async_read_some(asio::buffer(out.data(), want), use_nothrow), timeouts_.stall);
+    auto [ec, n] = transport::detail::try_receive(socket_, out.first(want));
+    if (!ec && n == 0)
+        std::tie(ec, n) = co_await with_timeout(
+            socket_.async_read_some(asio::buffer(out.data(), want), use_nothrow), timeouts_.stall);
     if (ec) {
         reusable_ = false;
         co_return std::pair{failure::network(ec), std::size_t{0}};

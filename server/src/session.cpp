@@ -13,6 +13,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <memory>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -90,6 +92,20 @@ std::string describe(const error_code& ec) {
 
 // ---- GET ------------------------------------------------------------------------------------
 
+/// Holds TCP_CORK on a socket for its lifetime; uncorking flushes what is queued. A no-op on
+/// sockets that are not TCP.
+class tcp_cork {
+public:
+    explicit tcp_cork(stream_socket& s) : fd_(s.native_handle()) { set(1); }
+    tcp_cork(const tcp_cork&) = delete;
+    tcp_cork& operator=(const tcp_cork&) = delete;
+    ~tcp_cork() { set(0); }
+
+private:
+    void set(int on) const noexcept { ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on); }
+    int fd_;
+};
+
 asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context& ctx,
                                     const fp::get_request& req, rate_limiter& limiter) {
     exchange x;
@@ -119,20 +135,14 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     x.range = std::to_string(req.offset) + "-" + std::to_string(req.offset + length) + "/" +
               std::to_string(size);
 
-    // The header goes out with MSG_MORE so it shares a segment with the start of the body.
+    // Header, body and trailer leave corked, as few segments as the kernel can make of them.
+    const tcp_cork cork{socket};
     fp::get_header header{identity, size, mtime_ns(file.st), req.offset, length};
     std::array<std::byte, 128> buf;
     const auto header_size = fp::encoded_size(header);
     (void)fp::encode(header, buf);
-    auto [hec, hn] =
-        co_await with_timeout(socket.async_send(asio::buffer(buf.data(), header_size),
-                                                length > 0 ? MSG_MORE : 0, use_nothrow),
-                              ctx.config.progress_timeout);
-    if (!hec && hn < header_size) // a partial send of a 72-byte frame: finish it
-        std::tie(hec, hn) = co_await with_timeout(
-            asio::async_write(socket, asio::buffer(buf.data() + hn, header_size - hn), use_nothrow),
-            ctx.config.progress_timeout);
-    if (hec) {
+    if (co_await transport::write_all(socket, std::span{buf}.first(header_size),
+                                      ctx.config.progress_timeout)) {
         x.status = fp::status::internal_error;
         x.keep_open = false;
         co_return x;

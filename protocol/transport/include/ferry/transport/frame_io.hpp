@@ -10,8 +10,12 @@
 #include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <cstddef>
 #include <span>
+#include <sys/socket.h>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace ferry::transport {
@@ -37,6 +41,59 @@ private:
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
 };
+
+namespace detail {
+
+/// A non-blocking attempt before any asynchronous machinery: most reads and writes on a busy
+/// connection complete at once, and then cost one system call instead of an operation with a
+/// timer. Returns the bytes moved, 0 with no error when the call would block, or an error.
+template <class Stream>
+std::pair<error_code, std::size_t> try_receive(Stream& stream, std::span<std::byte> into) {
+    for (;;) {
+        const ssize_t n = ::recv(stream.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+        if (n > 0)
+            return {error_code{}, static_cast<std::size_t>(n)};
+        if (n == 0)
+            return {error_code{asio::error::eof}, 0};
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return {error_code{}, 0};
+        return {error_code{errno, boost::system::system_category()}, 0};
+    }
+}
+
+template <class Stream>
+std::pair<error_code, std::size_t> try_send(Stream& stream, std::span<const std::byte> from,
+                                            int flags = 0) {
+    for (;;) {
+        const ssize_t n = ::send(stream.native_handle(), from.data(), from.size(),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL | flags);
+        if (n >= 0)
+            return {error_code{}, static_cast<std::size_t>(n)};
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return {error_code{}, 0};
+        return {error_code{errno, boost::system::system_category()}, 0};
+    }
+}
+
+} // namespace detail
+
+/// Writes all of `bytes`: at once if the socket takes them, else asynchronously, failing with
+/// timed_out if the peer accepts nothing for `timeout`.
+template <class Stream>
+asio::awaitable<error_code> write_all(Stream& stream, std::span<const std::byte> bytes,
+                                      clock::duration timeout) {
+    auto [ec, n] = detail::try_send(stream, bytes);
+    if (ec || n == bytes.size())
+        co_return ec;
+    auto [aec, an] = co_await with_timeout(
+        asio::async_write(stream, asio::buffer(bytes.data() + n, bytes.size() - n), use_nothrow),
+        timeout);
+    co_return aec;
+}
 
 /// The outcome of read_frame: a network error, a protocol error (bad bytes) or a frame whose
 /// payload lives in the frame_buffer until the caller consumes `frame.size` bytes.
@@ -72,8 +129,11 @@ asio::awaitable<read_result> read_frame(Stream& stream, frame_buffer& buffer,
             co_return r;
         }
         auto space = buffer.prepare(std::max<std::size_t>(d.need - buffer.data().size(), 4096));
-        auto [ec, n] = co_await with_timeout(
-            stream.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow), left);
+        auto [ec, n] = detail::try_receive(stream, space);
+        if (!ec && n == 0)
+            std::tie(ec, n) = co_await with_timeout(
+                stream.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow),
+                left);
         buffer.commit(n);
         if (ec) {
             r.net = ec;
@@ -96,11 +156,7 @@ asio::awaitable<error_code> write_frame(Stream& stream, const Message& message,
     }
     if (auto ec = protocol::encode(message, out); ec)
         co_return error_code{ec}; // a message that breaks a protocol rule: a caller bug
-    auto [ec, n] = co_await with_timeout(
-        asio::async_write(stream, asio::buffer(out.data(), protocol::encoded_size(message)),
-                          use_nothrow),
-        timeout);
-    co_return ec;
+    co_return co_await write_all(stream, out.first(protocol::encoded_size(message)), timeout);
 }
 
 } // namespace ferry::transport
