@@ -1,5 +1,6 @@
 #include "ferry/client/downloader.hpp"
 
+#include "ferry/client/background_hasher.hpp"
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/transport/sha256.hpp"
@@ -138,6 +139,16 @@ struct job {
     std::uint64_t fetched = 0;
     clock::time_point last_checkpoint = clock::now();
     std::optional<fp::stat_reply> digest; ///< the server's STAT with SHA-256
+    /// Verification runs beside the download: it hashes the completed prefix of the .part.
+    std::unique_ptr<background_hasher> hasher;
+
+    /// Records a completed chunk and lets the hasher at the prefix that is now complete.
+    void completed(byte_range r) {
+        state.done.insert(r);
+        fetched += r.size();
+        if (hasher && !state.done.ranges().empty() && state.done.ranges().front().begin == 0)
+            hasher->advance_to(state.done.ranges().front().end);
+    }
 
     void halt() {
         stop = true;
@@ -219,8 +230,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
                     co_return;
             }
             if (!f) {
-                j.state.done.insert(*r);
-                j.fetched += r->size();
+                j.completed(*r);
                 attempt = 0;
                 if (clock::now() - j.last_checkpoint > std::chrono::seconds(1))
                     j.checkpoint();
@@ -282,6 +292,7 @@ void remove_quietly(const stdfs::path& p) {
 asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection_pool& pool,
                                                 file_result r) {
     r.connections = 1; // in order, so one
+    const bool verify = o.verify || o.expected;
     transport::sha256_stream hash;
     std::uint64_t written = 0;
     std::optional<fp::file_identity> identity;
@@ -317,7 +328,8 @@ asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection
                 }
                 done += static_cast<std::size_t>(w);
             }
-            hash.update({buffer.data(), n});
+            if (verify)
+                hash.update({buffer.data(), n});
             written += n;
             r.fetched += n;
         }
@@ -492,6 +504,13 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
               std::move(state),
               segment_planner{missing, workers, o.chunk},
               workers};
+        if (o.verify || o.expected) {
+            // Verification runs beside the download, hashing the prefix that is complete.
+            j.hasher = std::make_unique<background_hasher>(fd);
+            if (!j.state.done.ranges().empty() && j.state.done.ranges().front().begin == 0)
+                j.hasher->advance_to(
+                    j.state.done.ranges().front().end); // resumed: hash what is there
+        }
 
         // The workers, and the digest on a connection of its own, as children joined here.
         auto ex = co_await asio::this_coro::executor;
@@ -549,7 +568,7 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         }
         if (need_digest || o.expected) {
             const auto expected = o.expected ? *o.expected : *j.digest->sha256;
-            const auto got = transport::sha256_of(fd, st.size);
+            const auto got = j.hasher->finish(st.size); // mostly done while downloading
             if (got.ec || got.digest != expected) {
                 // A corrupt .part must not be resumed: discard it.
                 remove_quietly(part);
