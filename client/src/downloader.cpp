@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <future>
 #include <linux/fs.h>
 #include <random>
 #include <sys/stat.h>
@@ -157,19 +158,50 @@ struct job {
                 c->close(); // wakes a worker blocked in a read
     }
 
-    /// Makes the completed ranges durable, then records them.
-    void checkpoint() {
-        if (::fdatasync(fd) != 0) {
-            io = local("syncing", part, errno);
-            return;
+    /// Makes the completed ranges durable, then records them: a snapshot of the state is
+    /// synced and saved on a thread of its own, so the download goes on meanwhile (an
+    /// fdatasync of a second's worth of data takes as long as the disk needs). At most one runs.
+    void checkpoint_in_background() {
+        if (syncing.valid()) {
+            if (syncing.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+                return;
+            collect();
         }
-        try {
-            state.save(state_path);
-        } catch (const std::system_error& e) {
-            io = {e.what()};
-        }
+        syncing = std::async(std::launch::async, [fd_ = fd, part_ = part, path = state_path, snapshot = state] {
+            return make_durable(fd_, part_, path, snapshot);
+        });
         last_checkpoint = clock::now();
     }
+
+    /// The same, now, after any checkpoint still running (the last one of a run).
+    void checkpoint() {
+        if (syncing.valid())
+            collect();
+        if (auto e = make_durable(fd, part, state_path, state); e && !io)
+            io = e;
+        last_checkpoint = clock::now();
+    }
+
+    static local_error make_durable(int fd_, const stdfs::path& part_, const stdfs::path& path,
+                                    const download_state& snapshot) {
+        if (::fdatasync(fd_) != 0)
+            return local("syncing", part_, errno);
+        try {
+            snapshot.save(path);
+        } catch (const std::system_error& e) {
+            return {e.what()};
+        }
+        return {};
+    }
+
+    void collect() {
+        if (auto e = syncing.get(); e && !io) {
+            io = e;
+            halt();
+        }
+    }
+
+    std::future<local_error> syncing;
 };
 
 /// One GET of `r` into the .part file.
@@ -233,7 +265,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
                 j.completed(*r);
                 attempt = 0;
                 if (clock::now() - j.last_checkpoint > std::chrono::seconds(1))
-                    j.checkpoint();
+                    j.checkpoint_in_background();
                 break;
             }
             if (conn && !conn->reusable())
@@ -530,6 +562,8 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
                     std::rethrow_exception(e);
         }
         r.fetched += j.fetched;
+        if (j.syncing.valid())
+            j.collect(); // no checkpoint may still be writing the state below
 
         if (!j.io && !j.changed)
             j.checkpoint(); // keep what arrived, whatever happens next
