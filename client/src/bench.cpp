@@ -203,7 +203,7 @@ asio::awaitable<void> bench_client(shared_plan& plan, thread_stats& stats, unsig
             if (o.idle) { // hold the connection, send nothing, see whether the server drops it
                 std::byte one;
                 auto [ec, n] = co_await transport::with_timeout(
-                    conn->socket().async_read_some(asio::buffer(&one, 1), use_nothrow),
+                    conn->socket().async_read_some(asio::buffer(&one, 1), asio::deferred),
                     std::max(plan.end - clock::now(), clock::duration::zero()));
                 if (ec == asio::error::timed_out)
                     ++stats.r.connected;

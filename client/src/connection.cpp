@@ -36,12 +36,12 @@ asio::awaitable<std::pair<failure, std::unique_ptr<connection>>> connection::ope
     auto ex = co_await asio::this_coro::executor;
     asio::ip::tcp::resolver resolver{ex};
     auto [rec, results] = co_await with_timeout(
-        resolver.async_resolve(u.host, std::to_string(u.port), use_nothrow), t.connect);
+        resolver.async_resolve(u.host, std::to_string(u.port), asio::deferred), t.connect);
     if (rec)
         co_return std::pair{failure::network(rec), nullptr};
     asio::ip::tcp::socket tcp{ex};
     auto [cec, endpoint] =
-        co_await with_timeout(asio::async_connect(tcp, results, use_nothrow), t.connect);
+        co_await with_timeout(asio::async_connect(tcp, results, asio::deferred), t.connect);
     if (cec)
         co_return std::pair{failure::network(cec), nullptr};
     (void)endpoint;
@@ -176,7 +176,8 @@ asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span
     auto [ec, n] = transport::detail::try_receive(socket_, out.first(want));
     if (!ec && n == 0)
         std::tie(ec, n) = co_await with_timeout(
-            socket_.async_read_some(asio::buffer(out.data(), want), use_nothrow), timeouts_.stall);
+            socket_.async_read_some(asio::buffer(out.data(), want), asio::deferred),
+            timeouts_.stall);
     if (ec) {
         reusable_ = false;
         co_return std::pair{failure::network(ec), std::size_t{0}};

@@ -167,9 +167,10 @@ struct job {
                 return;
             collect();
         }
-        syncing = std::async(std::launch::async, [fd_ = fd, part_ = part, path = state_path, snapshot = state] {
-            return make_durable(fd_, part_, path, snapshot);
-        });
+        syncing = std::async(std::launch::async,
+                             [fd_ = fd, part_ = part, path = state_path, snapshot = state] {
+                                 return make_durable(fd_, part_, path, snapshot);
+                             });
         last_checkpoint = clock::now();
     }
 

@@ -24,8 +24,8 @@ constexpr std::uint64_t yield_every = 16 << 20; // bytes sent before letting oth
 
 /// Waits until the peer can take more bytes, for at most `timeout`.
 asio::awaitable<error_code> wait_writable(stream_socket& socket, clock::duration timeout) {
-    auto [ec] =
-        co_await with_timeout(socket.async_wait(stream_socket::wait_write, use_nothrow), timeout);
+    auto [ec] = co_await with_timeout(socket.async_wait(stream_socket::wait_write, asio::deferred),
+                                      timeout);
     co_return ec;
 }
 
@@ -35,7 +35,7 @@ asio::awaitable<error_code> send_zeros(stream_socket& socket, std::uint64_t n,
     while (n > 0) {
         const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, zeros.size()));
         auto [ec, sent] = co_await with_timeout(
-            asio::async_write(socket, asio::buffer(zeros.data(), chunk), use_nothrow), timeout);
+            asio::async_write(socket, asio::buffer(zeros.data(), chunk), asio::deferred), timeout);
         if (ec)
             co_return ec;
         n -= sent;

@@ -72,7 +72,7 @@ asio::awaitable<void> lingering_close(stream_socket& socket) {
         if (left <= clock::duration::zero())
             break;
         auto [ec, n] =
-            co_await with_timeout(socket.async_read_some(asio::buffer(sink), use_nothrow), left);
+            co_await with_timeout(socket.async_read_some(asio::buffer(sink), asio::deferred), left);
         if (ec)
             break;
         discarded += n;
@@ -329,9 +329,9 @@ asio::awaitable<void> run_session(stream_socket socket, session_context ctx, ses
                 // Wait for the first byte of the next request without a buffer. The first
                 // request has the request timeout; later ones the idle keep-alive timeout.
                 entry.idle = true;
-                auto [ec] =
-                    co_await with_timeout(socket.async_wait(stream_socket::wait_read, use_nothrow),
-                                          requests == 0 ? cfg.request_timeout : cfg.idle_timeout);
+                auto [ec] = co_await with_timeout(
+                    socket.async_wait(stream_socket::wait_read, asio::deferred),
+                    requests == 0 ? cfg.request_timeout : cfg.idle_timeout);
                 entry.idle = false;
                 if (ec && ec != asio::error::operation_aborted) {
                     why = ec != asio::error::timed_out ? ec.message()

@@ -247,7 +247,7 @@ asio::awaitable<void> read_with_timeout(asio::local::stream_protocol::socket& s,
                                         std::chrono::milliseconds timeout, error_code& out) {
     std::array<char, 16> buf;
     auto [ec, n] = co_await ferry::transport::with_timeout(
-        s.async_read_some(asio::buffer(buf), use_nothrow), timeout);
+        s.async_read_some(asio::buffer(buf), asio::deferred), timeout);
     out = ec;
 }
 

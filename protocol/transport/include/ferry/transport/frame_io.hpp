@@ -90,7 +90,7 @@ asio::awaitable<error_code> write_all(Stream& stream, std::span<const std::byte>
     if (ec || n == bytes.size())
         co_return ec;
     auto [aec, an] = co_await with_timeout(
-        asio::async_write(stream, asio::buffer(bytes.data() + n, bytes.size() - n), use_nothrow),
+        asio::async_write(stream, asio::buffer(bytes.data() + n, bytes.size() - n), asio::deferred),
         timeout);
     co_return aec;
 }
@@ -132,7 +132,7 @@ asio::awaitable<read_result> read_frame(Stream& stream, frame_buffer& buffer,
         auto [ec, n] = detail::try_receive(stream, space);
         if (!ec && n == 0)
             std::tie(ec, n) = co_await with_timeout(
-                stream.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow),
+                stream.async_read_some(asio::buffer(space.data(), space.size()), asio::deferred),
                 left);
         buffer.commit(n);
         if (ec) {

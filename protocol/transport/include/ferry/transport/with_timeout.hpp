@@ -3,30 +3,58 @@
 
 #include "ferry/transport/asio.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <tuple>
+#include <utility>
 
 namespace ferry::transport {
 
-/// Runs `op` (an awaitable started with use_nothrow) racing a timer of `timeout`.
+namespace detail {
+
+/// The values an operation completes with: void(error_code, Ts...) -> std::tuple<error_code,
+/// Ts...>.
+template <class Op>
+struct op_result;
+template <class... Ts, class... Rest>
+struct op_result<asio::deferred_async_operation<void(error_code, Ts...), Rest...>> {
+    using type = std::tuple<error_code, Ts...>;
+};
+template <class Op>
+using op_result_t = typename op_result<Op>::type;
+
+/// The operation's values from the group's (order, error_code, Ts..., timer error_code).
+template <class Result, class Group, std::size_t... I>
+Result operation_values(Group& g, std::index_sequence<I...>) {
+    return Result{std::move(std::get<1 + I>(g))...};
+}
+
+} // namespace detail
+
+/// Runs `op`, an operation started with asio::deferred (`socket.async_read_some(buf,
+/// asio::deferred)`), racing a timer of `timeout`. No coroutine frames are created for the race:
+/// both are plain operations of one parallel group.
 ///
-/// Returns op's result if it completes first. If the timer fires first, op is cancelled and the
+/// Returns op's values if it completes first. If the timer fires first, op is cancelled and the
 /// result is `asio::error::timed_out` (other values default-constructed). If the caller's own
 /// cancellation stops both, the result carries `operation_aborted`: a cancelled wait is never
-/// reported as a timeout. Both branches are non-throwing, so `||` cannot swallow an error.
-template <class... Ts>
-asio::awaitable<std::tuple<error_code, Ts...>>
-with_timeout(asio::awaitable<std::tuple<error_code, Ts...>> op, clock::duration timeout) {
-    using namespace asio::experimental::awaitable_operators;
+/// reported as a timeout.
+template <class Op>
+asio::awaitable<detail::op_result_t<Op>> with_timeout(Op op, clock::duration timeout) {
+    using result = detail::op_result_t<Op>;
     asio::steady_timer timer{co_await asio::this_coro::executor, timeout};
-    auto result = co_await (std::move(op) || timer.async_wait(use_nothrow));
-    if (result.index() == 0)
-        co_return std::get<0>(std::move(result));
-    auto [timer_ec] = std::get<1>(result);
-    co_return std::tuple<error_code, Ts...>{
-        timer_ec ? timer_ec : error_code{asio::error::timed_out}, Ts{}...};
+    auto group = co_await asio::experimental::make_parallel_group(std::move(op),
+                                                                  timer.async_wait(asio::deferred))
+                     .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    if (std::get<0>(group)[0] == 0)
+        co_return detail::operation_values<result>(
+            group, std::make_index_sequence<std::tuple_size_v<result>>{});
+    const error_code timer_ec = std::get<std::tuple_size_v<decltype(group)> - 1>(group);
+    result r{};
+    std::get<0>(r) = timer_ec ? timer_ec : error_code{asio::error::timed_out};
+    co_return r;
 }
 
 } // namespace ferry::transport
