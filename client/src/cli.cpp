@@ -65,11 +65,18 @@ po::options_description common_options(timeouts& t, unsigned& retries, bool& qui
     return d;
 }
 
-/// Parses a command's options and its URL operands (`max_urls`, -1: any number). Returns
-/// nullopt after printing the command's --help.
-std::optional<po::variables_map> parse_command(const std::vector<std::string>& args,
-                                               const po::options_description& visible,
-                                               int max_urls) {
+void check_timeouts(const timeouts& t) {
+    if (!(t.connect > clock::duration::zero()) || !(t.stall > clock::duration::zero()))
+        throw usage_error("timeouts must be above 0 seconds");
+}
+
+/// Parses a command's options and its URL operands (`max_urls`, -1: any number), which are
+/// required, and checks the common timeouts `t` the options set. Returns nullopt after printing
+/// the command's --help.
+std::optional<po::variables_map> parse_command(const std::string& command,
+                                               const std::vector<std::string>& args,
+                                               const po::options_description& visible, int max_urls,
+                                               const timeouts& t) {
     po::options_description all;
     all.add(visible);
     const po::value_semantic* url =
@@ -89,6 +96,9 @@ std::optional<po::variables_map> parse_command(const std::vector<std::string>& a
     } catch (const po::error& e) {
         throw usage_error(e.what());
     }
+    if (!vm.count("url"))
+        throw usage_error(command + " needs " + (max_urls == 1 ? "a URL" : "at least one URL"));
+    check_timeouts(t);
     return vm;
 }
 
@@ -98,11 +108,6 @@ url parse_url_arg(const std::string& text) {
     if (!u)
         throw usage_error(text + ": " + error);
     return *u;
-}
-
-void check_timeouts(const timeouts& t) {
-    if (!(t.connect > clock::duration::zero()) || !(t.stall > clock::duration::zero()))
-        throw usage_error("timeouts must be above 0 seconds");
 }
 
 std::string kind_name(fp::file_kind k) {
@@ -277,13 +282,10 @@ int get_command(const std::vector<std::string>& args) {
         "chunk-size", po::value<std::uint64_t>(&chunk)->default_value(4 << 20),
         "bytes per request of a segmented download");
     d.add(common_options(t, retries, quiet, json));
-    const auto parsed = parse_command(args, d, -1);
+    const auto parsed = parse_command("get", args, d, -1, t);
     if (!parsed)
         return 0;
     const auto& vm = *parsed;
-    check_timeouts(t);
-    if (!vm.count("url"))
-        throw usage_error("get needs at least one URL");
     if (force && skip_existing)
         throw usage_error("--force and --skip-existing contradict each other");
     if (chunk < 4096)
@@ -398,16 +400,13 @@ int bench_command(const std::vector<std::string>& args) {
         "threads", po::value<unsigned>(&o.threads)->default_value(0),
         "client threads (0: one per core)");
     d.add(common_options(t, retries, quiet, json));
-    const auto parsed = parse_command(args, d, -1);
+    const auto parsed = parse_command("bench", args, d, -1, t);
     if (!parsed)
         return 0;
     const auto& vm = *parsed;
-    check_timeouts(t);
     o.limits = t;
     if (vm.count("requests"))
         o.requests = requests;
-    if (!vm.count("url"))
-        throw usage_error("bench needs a URL");
     if (o.connections == 0 || !(o.duration > 0) || o.rate < 0 || o.warmup < 0 || o.ramp_up < 0 ||
         (o.requests && *o.requests == 0))
         throw usage_error("--connections, --duration and --requests must be above 0; --rate, "
@@ -456,13 +455,10 @@ int single_url_command(const std::string& name, const std::vector<std::string>& 
         d.add_options()("sha256", po::bool_switch(&sha256),
                         "also show the file's SHA-256 (computed by the server)");
     d.add(common_options(t, retries, quiet, json));
-    const auto parsed = parse_command(args, d, 1);
+    const auto parsed = parse_command(name, args, d, 1, t);
     if (!parsed)
         return 0;
     const auto& vm = *parsed;
-    check_timeouts(t);
-    if (!vm.count("url"))
-        throw usage_error(name + " needs a URL");
     const auto u = parse_url_arg(vm["url"].as<std::string>());
     return name == "stat" ? run_async(stat_command(u, sha256, json, t))
                           : run_async(ls_command(u, json, t));
