@@ -90,6 +90,12 @@ void download_state::save(const std::filesystem::path& path) const {
         throw std::system_error(err, std::generic_category(), "writing " + tmp);
     if (::rename(tmp.c_str(), path.c_str()) != 0)
         throw std::system_error(errno, std::generic_category(), "writing " + path.string());
+    // The rename itself must survive a crash too.
+    const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path{"."};
+    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
 }
 
 } // namespace ferry::client

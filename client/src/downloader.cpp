@@ -99,8 +99,8 @@ bool retryable(const failure& f) {
 
 /// Exponential backoff with jitter, or the server's retry-after hint.
 clock::duration backoff(const failure& f, unsigned attempt) {
-    if (f.what == failure::kind::server && f.error.retry_after_ms > 0)
-        return std::chrono::milliseconds(f.error.retry_after_ms);
+    if (f.what == failure::kind::server && f.error.retry_after_ms > 0) // a hint, capped at a minute
+        return std::chrono::milliseconds(std::min<std::uint32_t>(f.error.retry_after_ms, 60000));
     static thread_local std::mt19937 rng{std::random_device{}()};
     const double base = 0.2 * static_cast<double>(1U << std::min(attempt, 6U));
     const double jitter = std::uniform_real_distribution<double>(0.5, 1.0)(rng);
@@ -134,6 +134,7 @@ struct job {
     segment_planner planner;
     std::vector<connection*> active; ///< per worker, while it fetches
     failure fatal;                   ///< a failure that ends this run
+    failure digest_failure;          ///< the server's digest could not be had
     local_error io;                  ///< a local write failure that ends this run
     bool changed = false;            ///< the server's file changed: start over
     bool stop = false;
@@ -290,22 +291,30 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
 }
 
 /// The server's digest, fetched on its own connection while the body downloads.
+/// The server's digest, fetched on its own connection while the body downloads. Hashing a large
+/// file takes the server a while before it answers, so this connection waits far longer than
+/// the stall timeout. A failure here does not stop the body: it is judged after the join.
 asio::awaitable<void> fetch_digest(job& j) {
+    timeouts patient = j.o.limits;
+    patient.stall = std::max<clock::duration>(patient.stall, std::chrono::hours(1));
     for (unsigned attempt = 0;; ++attempt) {
-        auto [f, conn] = co_await j.pool.take(j.u);
+        auto [f, conn] = co_await connection::open(j.u, patient);
         fp::stat_reply reply;
         if (!f)
             f = co_await conn->stat(j.u.path, true, reply);
         if (!f) {
             j.digest = reply;
-            j.pool.give_back(j.u, std::move(conn));
             co_return;
         }
         if (j.stop)
             co_return;
-        if (!retryable(f) || attempt >= j.o.retries) {
-            j.fatal = f;
+        if (f.what == failure::kind::server && f.error.code == fp::status::changed) {
+            j.changed = true; // the file changed while the server hashed it: start over
             j.halt();
+            co_return;
+        }
+        if (!retryable(f) || attempt >= j.o.retries) {
+            j.digest_failure = f;
             co_return;
         }
         co_await sleep_for(backoff(f, attempt + 1));
@@ -314,6 +323,21 @@ asio::awaitable<void> fetch_digest(job& j) {
 
 bool same_file(const download_state& s, const url& u, const fp::stat_reply& st) {
     return s.url == u.str() && s.identity == st.identity && s.size == st.size;
+}
+
+/// Renames the finished .part to the output name; without --force never replacing a file that
+/// appeared meanwhile (RENAME_NOREPLACE, or link + unlink where the filesystem lacks it).
+bool publish(const stdfs::path& part, const stdfs::path& out, bool force) {
+    if (force)
+        return ::rename(part.c_str(), out.c_str()) == 0;
+    if (::renameat2(AT_FDCWD, part.c_str(), AT_FDCWD, out.c_str(), RENAME_NOREPLACE) == 0)
+        return true;
+    if (errno != EINVAL && errno != ENOSYS)
+        return false;
+    if (::link(part.c_str(), out.c_str()) != 0)
+        return false;
+    ::unlink(part.c_str());
+    return true;
 }
 
 void remove_quietly(const stdfs::path& p) {
@@ -490,6 +514,14 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         }
         const bool fresh = state.done.total() == 0;
 
+        // The state goes first: it must never describe bytes a truncated .part no longer has.
+        try {
+            state.save(state_path); // the identity is on disk before any byte is
+        } catch (const std::system_error& e) {
+            r.code = exit_code::local_io;
+            r.error = e.what();
+            co_return finish(r);
+        }
         const int fd =
             ::open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0644);
         if (fd < 0) {
@@ -501,13 +533,6 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             int fd;
             ~closer() { ::close(fd); }
         } close_part{fd};
-        try {
-            state.save(state_path); // the identity is on disk before any byte is
-        } catch (const std::system_error& e) {
-            r.code = exit_code::local_io;
-            r.error = e.what();
-            co_return finish(r);
-        }
         if (fresh && st.size > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(st.size)) != 0 &&
             errno != EOPNOTSUPP) {
             r.code = exit_code::local_io;
@@ -587,6 +612,9 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             remove_quietly(state_path);
             continue;
         }
+        if (!j.fatal && need_digest && !j.changed && !j.digest)
+            j.fatal = j.digest_failure ? j.digest_failure
+                                       : failure::protocol(fp::protocol_errc::truncated);
         if (j.fatal) {
             r.code = code_for(j.fatal);
             r.error = j.fatal.message();
@@ -617,9 +645,7 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             }
             r.sha256 = to_hex(got.digest);
         }
-        if (o.force ? ::rename(part.c_str(), out.c_str()) != 0
-                    : ::renameat2(AT_FDCWD, part.c_str(), AT_FDCWD, out.c_str(),
-                                  RENAME_NOREPLACE) != 0) {
+        if (!publish(part, out, o.force)) {
             const int err = errno;
             r.code = err == EEXIST ? exit_code::exists : exit_code::local_io;
             r.error =

@@ -136,6 +136,25 @@ TEST_F(FerryCli, KilledMidDownloadResumesFetchingOnlyTheRest) {
     EXPECT_FALSE(std::filesystem::exists(work / "big.part.state"));
 }
 
+TEST_F(FerryCli, NoResumeStartsOverAfterAKill) {
+    const std::size_t size = 16 << 20;
+    write_file(root / "big", make_content(size, 28));
+    ferryd_process server{root.path(), {"--rate-limit", std::to_string(8 << 20)}};
+    child_process client{{bin("ferry"), "get", url_of(server, "big"), "-o", (work / "big").string(),
+                          "--chunk-size", std::to_string(1 << 20), "--quiet"},
+                         work / "client.log"};
+    wait_for_progress(work / "big.part.state", 2 << 20);
+    client.signal(SIGKILL);
+    client.wait_exit(std::chrono::seconds(10));
+    auto r =
+        ferry(work.path(), {"get", url_of(server, "big"), "-o", "big", "--no-resume", "--json"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    auto j = json_of(r)[0];
+    EXPECT_FALSE(j["resumed"].get<bool>());
+    EXPECT_EQ(j["fetched"].get<std::uint64_t>(), size); // everything again
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 28));
+}
+
 TEST_F(FerryCli, ContinuesAcrossAServerRestart) {
     const std::size_t size = 24 << 20;
     write_file(root / "big", make_content(size, 23));
