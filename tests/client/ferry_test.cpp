@@ -112,16 +112,25 @@ std::uint64_t recorded_done(const std::filesystem::path& state) {
     return wait_for_progress(state, 0);
 }
 
+/// Starts `ferry get` of `path` into `out` in 1 MiB requests (plus `extra` options), waits until
+/// at least `bytes` are recorded as durable, and SIGKILLs it.
+void kill_mid_download(const ferryd_process& server, const std::string& path,
+                       const std::filesystem::path& out, std::uint64_t bytes,
+                       std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{bin("ferry"), "get",          url_of(server, path),    "-o",
+                                  out.string(), "--chunk-size", std::to_string(1 << 20), "--quiet"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    child_process client{args, out.string() + ".log"};
+    wait_for_progress(out.string() + ".part.state", bytes);
+    client.signal(SIGKILL);
+    ASSERT_EQ(client.wait_exit(std::chrono::seconds(10)), 128 + SIGKILL);
+}
+
 TEST_F(FerryCli, KilledMidDownloadResumesFetchingOnlyTheRest) {
     const std::size_t size = 24 << 20;
     write_file(root / "big", make_content(size, 22));
     ferryd_process server{root.path(), {"--rate-limit", std::to_string(8 << 20)}};
-    child_process client{{bin("ferry"), "get", url_of(server, "big"), "-o", (work / "big").string(),
-                          "-j", "2", "--chunk-size", std::to_string(1 << 20), "--quiet"},
-                         work / "client.log"};
-    wait_for_progress(work / "big.part.state", 4 << 20);
-    client.signal(SIGKILL);
-    ASSERT_EQ(client.wait_exit(std::chrono::seconds(10)), 128 + SIGKILL);
+    kill_mid_download(server, "big", work / "big", 4 << 20, {"-j", "2"});
     EXPECT_FALSE(std::filesystem::exists(work / "big"));
     const auto durable = recorded_done(work / "big.part.state");
     ASSERT_LT(durable, size);
@@ -140,12 +149,7 @@ TEST_F(FerryCli, NoResumeStartsOverAfterAKill) {
     const std::size_t size = 16 << 20;
     write_file(root / "big", make_content(size, 28));
     ferryd_process server{root.path(), {"--rate-limit", std::to_string(8 << 20)}};
-    child_process client{{bin("ferry"), "get", url_of(server, "big"), "-o", (work / "big").string(),
-                          "--chunk-size", std::to_string(1 << 20), "--quiet"},
-                         work / "client.log"};
-    wait_for_progress(work / "big.part.state", 2 << 20);
-    client.signal(SIGKILL);
-    client.wait_exit(std::chrono::seconds(10));
+    kill_mid_download(server, "big", work / "big", 2 << 20);
     auto r =
         ferry(work.path(), {"get", url_of(server, "big"), "-o", "big", "--no-resume", "--json"});
     ASSERT_EQ(r.code, 0) << r.output;
@@ -178,12 +182,7 @@ TEST_F(FerryCli, AFileChangedBetweenAttemptsIsFetchedAfreshNeverSpliced) {
     const std::size_t size = 24 << 20;
     write_file(root / "big", make_content(size, 24));
     ferryd_process server{root.path(), {"--rate-limit", std::to_string(8 << 20)}};
-    child_process client{{bin("ferry"), "get", url_of(server, "big"), "-o", (work / "big").string(),
-                          "--chunk-size", std::to_string(1 << 20), "--quiet"},
-                         work / "client.log"};
-    wait_for_progress(work / "big.part.state", 2 << 20);
-    client.signal(SIGKILL);
-    client.wait_exit(std::chrono::seconds(10));
+    kill_mid_download(server, "big", work / "big", 2 << 20);
     write_file(root / "big", make_content(size, 25)); // same size, new content and mtime
     auto r = ferry(work.path(), {"get", url_of(server, "big"), "-o", "big", "--json"});
     ASSERT_EQ(r.code, 0) << r.output;
