@@ -344,11 +344,52 @@ def write_report(a, rows):
              "| comparison | ferry | peer | unit | ratio | target | note |", "|---|---|---|---|---|---|---|"]
     for name, f, p, unit, ratio, target, note in rows:
         lines.append(f"| {name} | {f:.3f} | {p:.3f} | {unit} | {ratio:.2f}× | {target} | {note} |")
+    charts = draw_charts(rows, os.path.dirname(a.output))
+    if charts:
+        lines += [""] + [f"![{title}]({os.path.basename(path)})" for title, path in charts]
     old = open(a.output).read() if os.path.exists(a.output) else ""
     analysis = old[old.index("## Analysis"):] if "## Analysis" in old else "## Analysis\n\n(to be written after a run)\n"
     with open(a.output, "w") as f:
         f.write("\n".join(lines) + "\n\n" + analysis)
     print(f"wrote {a.output}", file=sys.stderr)
+
+
+def draw_charts(rows, out_dir):
+    """Two SVG bar charts with gnuplot: throughput ratios and p99 latencies. Returns (title, path)."""
+    if not shutil.which("gnuplot"):
+        return []
+    charts = []
+    def bars(name, title, ylabel, data):
+        path = os.path.join(out_dir, name)
+        dat = path + ".dat"
+        with open(dat, "w") as f:
+            for label, ferry, peer in data:
+                f.write(f'"{label}" {ferry} {peer}\n')
+        script = f"""set terminal svg size 1000,560 font 'sans,11'
+set bmargin 12
+set output '{path}'
+set title '{title}'
+set ylabel '{ylabel}'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics rotate by -20 scale 0
+set key top right
+set yrange [0:*]
+plot '{dat}' using 2:xtic(1) title 'ferry', '' using 3 title 'peer'
+"""
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+        os.remove(dat)
+        charts.append((title, path))
+    throughput = [(n.split(" (")[0].split(":")[0], f / p if p else 0, 1.0) for n, f, p, unit, *_ in rows
+                  if unit in ("GB/s", "req/s") and "iperf3" not in n]
+    latency = [(n.split(":")[0], f, p) for n, f, p, unit, *_ in rows if unit == "ms"]
+    if throughput:
+        bars("benchmarks-throughput.svg", "Throughput relative to the peer (peer = 1.0)", "ratio", throughput)
+    if latency:
+        bars("benchmarks-p99.svg", "p99 latency, ferry bench vs wrk (lower is better)", "ms", latency)
+    return charts
 
 
 if __name__ == "__main__":
