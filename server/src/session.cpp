@@ -302,6 +302,53 @@ const char* method_name(fp::frame_type t) {
     }
 }
 
+/// Decodes one request frame (then frees its bytes), answers it and writes its access-log line.
+asio::awaitable<exchange> serve_request(stream_socket& socket, const session_context& ctx,
+                                        const session_info& info, const fp::frame& frame,
+                                        frame_buffer& buffer, rate_limiter& limiter) {
+    const auto started = clock::now();
+    const auto type = frame.type;
+    exchange x;
+    std::string path;
+    std::error_code bad;
+    fp::get_request get;
+    fp::stat_request stat;
+    fp::list_request list;
+    switch (type) {
+    case fp::frame_type::get_request:
+        bad = fp::decode(frame.payload, get);
+        path = get.path;
+        break;
+    case fp::frame_type::stat_request:
+        bad = fp::decode(frame.payload, stat);
+        path = stat.path;
+        break;
+    default:
+        bad = fp::decode(frame.payload, list);
+        path = list.path;
+        break;
+    }
+    buffer.consume(frame.size); // the message copied what it needs
+    if (bad) {
+        x.status = fp::status_for(bad);
+        x.keep_open = !co_await send_error(
+            socket, ctx, x.status, std::string{fp::status_text(x.status)} + ": " + bad.message());
+    } else if (type == fp::frame_type::get_request) {
+        x = co_await serve_get(socket, ctx, get, limiter);
+    } else if (type == fp::frame_type::stat_request) {
+        x = co_await serve_stat(socket, ctx, stat);
+    } else {
+        x = co_await serve_list(socket, ctx, list);
+    }
+    const auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
+    ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", info.id, info.peer,
+                    method_name(type), path, x.range.empty() ? "-" : x.range, x.bytes,
+                    x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
+                    static_cast<double>(micros) / 1000.0);
+    co_return x;
+}
+
 } // namespace
 
 asio::awaitable<void> run_session(stream_socket socket, session_context ctx, session_info info,
@@ -379,47 +426,9 @@ asio::awaitable<void> run_session(stream_socket socket, session_context ctx, ses
         }
 
         ++requests;
-        const auto started = clock::now();
-        exchange x;
-        std::string path;
-        std::error_code bad;
-        // Decode (the message copies what it needs), then free the frame's bytes.
-        fp::get_request get;
-        fp::stat_request stat;
-        fp::list_request list;
-        switch (type) {
-        case fp::frame_type::get_request:
-            bad = fp::decode(r.frame.payload, get);
-            path = get.path;
-            break;
-        case fp::frame_type::stat_request:
-            bad = fp::decode(r.frame.payload, stat);
-            path = stat.path;
-            break;
-        default:
-            bad = fp::decode(r.frame.payload, list);
-            path = list.path;
-            break;
-        }
-        buffer.consume(r.frame.size);
-        if (bad) {
-            x.status = fp::status_for(bad);
-            x.keep_open =
-                !co_await send_error(socket, ctx, x.status,
-                                     std::string{fp::status_text(x.status)} + ": " + bad.message());
-        } else if (type == fp::frame_type::get_request) {
-            x = co_await serve_get(socket, ctx, get, limiter);
-        } else if (type == fp::frame_type::stat_request) {
-            x = co_await serve_stat(socket, ctx, stat);
-        } else {
-            x = co_await serve_list(socket, ctx, list);
-        }
-        const auto micros =
-            std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
-        ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", info.id, info.peer,
-                        method_name(type), path, x.range.empty() ? "-" : x.range, x.bytes,
-                        x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
-                        static_cast<double>(micros) / 1000.0);
+        // In a coroutine of its own: the request's state lives only while it is answered, not
+        // in this frame for the connection's whole (mostly idle) life.
+        const exchange x = co_await serve_request(socket, ctx, info, r.frame, buffer, limiter);
         if (!x.keep_open) {
             why = "aborted during an answer";
             break;
