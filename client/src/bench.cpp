@@ -141,10 +141,6 @@ struct shared_plan {
     }
 };
 
-struct thread_stats {
-    bench_report r;
-};
-
 bench_error classify(const failure& f, bool in_body) {
     if (f.what == failure::kind::server)
         return f.error.code == fp::status::busy || f.error.code == fp::status::shutting_down
@@ -178,7 +174,7 @@ asio::awaitable<void> wait_until(clock::time_point t) {
 
 /// One simulated client. Coroutine parameters by value except the shared state, which
 /// outlives the io_context run.
-asio::awaitable<void> bench_client(shared_plan& plan, thread_stats& stats, unsigned index,
+asio::awaitable<void> bench_client(shared_plan& plan, bench_report& stats, unsigned index,
                                    clock::duration start_delay) {
     const auto& o = plan.o;
     co_await wait_until(plan.start + start_delay);
@@ -192,13 +188,13 @@ asio::awaitable<void> bench_client(shared_plan& plan, thread_stats& stats, unsig
                 co_return;
             auto [f, c] = co_await connection::open(o.targets[0], o.limits);
             if (f) {
-                ++stats.r.errors[static_cast<std::size_t>(classify(f, false))];
+                ++stats.errors[static_cast<std::size_t>(classify(f, false))];
                 co_await wait_until(clock::now() +
                                     std::chrono::milliseconds(50)); // no busy loop on refusals
                 continue;
             }
             if (t0 >= plan.measure_from)
-                stats.r.connect.record(micros(clock::now() - t0));
+                stats.connect.record(micros(clock::now() - t0));
             conn = std::move(c);
             if (o.idle) { // hold the connection, send nothing, see whether the server drops it
                 std::byte one;
@@ -206,9 +202,9 @@ asio::awaitable<void> bench_client(shared_plan& plan, thread_stats& stats, unsig
                     conn->socket().async_read_some(asio::buffer(&one, 1), asio::deferred),
                     std::max(plan.end - clock::now(), clock::duration::zero()));
                 if (ec == asio::error::timed_out)
-                    ++stats.r.connected;
+                    ++stats.connected;
                 else
-                    ++stats.r.errors[static_cast<std::size_t>(bench_error::reset)];
+                    ++stats.errors[static_cast<std::size_t>(bench_error::reset)];
                 co_return;
             }
         }
@@ -265,13 +261,13 @@ asio::awaitable<void> bench_client(shared_plan& plan, thread_stats& stats, unsig
         const auto last = clock::now();
         const bool measured = t0 >= plan.measure_from;
         if (aborted) {
-            ++stats.r.aborted;
+            ++stats.aborted;
             conn.reset();
             continue;
         }
         if (f) {
             if (measured)
-                ++stats.r.errors[static_cast<std::size_t>(classify(f, in_body && got > 0))];
+                ++stats.errors[static_cast<std::size_t>(classify(f, in_body && got > 0))];
             if (!conn->reusable())
                 conn.reset();
             continue;
@@ -280,15 +276,15 @@ asio::awaitable<void> bench_client(shared_plan& plan, thread_stats& stats, unsig
             const auto& expected = plan.digests[(target - 1) % o.targets.size()];
             if (!expected || hash->finish() != *expected) {
                 if (measured)
-                    ++stats.r.errors[static_cast<std::size_t>(bench_error::digest_mismatch)];
+                    ++stats.errors[static_cast<std::size_t>(bench_error::digest_mismatch)];
                 continue;
             }
         }
         if (measured) {
-            ++stats.r.requests;
-            stats.r.bytes += got;
-            stats.r.first_byte.record(micros(first - t0));
-            stats.r.last_byte.record(micros(last - t0));
+            ++stats.requests;
+            stats.bytes += got;
+            stats.first_byte.record(micros(first - t0));
+            stats.last_byte.record(micros(last - t0));
         }
     }
 }
@@ -307,7 +303,7 @@ asio::awaitable<void> fetch_digests(shared_plan& plan, bench_report& report) {
     }
 }
 
-std::uint64_t raise_fd_limit(std::vector<std::string>& warnings, std::uint64_t wanted) {
+void raise_fd_limit(std::vector<std::string>& warnings, std::uint64_t wanted) {
     rlimit lim{};
     ::getrlimit(RLIMIT_NOFILE, &lim);
     if (lim.rlim_cur < lim.rlim_max) {
@@ -318,7 +314,6 @@ std::uint64_t raise_fd_limit(std::vector<std::string>& warnings, std::uint64_t w
         warnings.push_back(
             fmt::format("RLIMIT_NOFILE is {} (hard limit): fewer than the {} descriptors needed",
                         lim.rlim_cur, wanted));
-    return lim.rlim_cur;
 }
 
 void check_ephemeral_ports(std::vector<std::string>& warnings, unsigned connections) {
@@ -360,7 +355,7 @@ bench_report run_bench(const bench_options& o) {
         plan.end = o.requests ? clock::time_point::max() : plan.measure_from + seconds(o.duration);
     }
 
-    std::vector<thread_stats> stats(threads);
+    std::vector<bench_report> stats(threads);
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < threads; ++t) {
         pool.emplace_back([&, t] {
@@ -372,7 +367,7 @@ bench_report run_bench(const bench_options& o) {
                 asio::co_spawn(
                     ctx, bench_client(plan, stats[t], c, delay), [&](std::exception_ptr e) {
                         if (e)
-                            ++stats[t].r.errors[static_cast<std::size_t>(bench_error::other)];
+                            ++stats[t].errors[static_cast<std::size_t>(bench_error::other)];
                     });
             }
             ctx.run();
@@ -382,15 +377,15 @@ bench_report run_bench(const bench_options& o) {
         th.join();
     const auto finished = clock::now();
     for (auto& s : stats) {
-        total.requests += s.r.requests;
-        total.bytes += s.r.bytes;
-        total.aborted += s.r.aborted;
-        total.connected += s.r.connected;
+        total.requests += s.requests;
+        total.bytes += s.bytes;
+        total.aborted += s.aborted;
+        total.connected += s.connected;
         for (std::size_t i = 0; i < bench_error_count; ++i)
-            total.errors[i] += s.r.errors[i];
-        total.connect.merge(s.r.connect);
-        total.first_byte.merge(s.r.first_byte);
-        total.last_byte.merge(s.r.last_byte);
+            total.errors[i] += s.errors[i];
+        total.connect.merge(s.connect);
+        total.first_byte.merge(s.first_byte);
+        total.last_byte.merge(s.last_byte);
     }
     total.seconds =
         std::chrono::duration<double>(std::min(finished, plan.end) - plan.measure_from).count();

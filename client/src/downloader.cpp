@@ -68,7 +68,6 @@ connection_pool::take(const url& u) {
         idle_.erase(it);
         co_return std::pair{failure{}, std::move(c)};
     }
-    ++opened_;
     co_return co_await connection::open(u, timeouts_);
 }
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <optional>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,7 +38,8 @@ struct exchange {
     fp::status status = fp::status::ok;
     std::uint64_t bytes = 0; ///< body bytes (GET) or entries (LIST) sent
     bool keep_open = true;   ///< false: the connection is broken or must close
-    std::string range;       ///< "offset-end/size" for GET
+    /// GET: the range served, [begin, end) of a file of `size` bytes (for the access log).
+    std::optional<std::array<std::uint64_t, 3>> range;
 };
 
 /// Cuts `text` to the protocol's limit without splitting a UTF-8 sequence.
@@ -132,8 +134,7 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
         co_return x;
     }
     const std::uint64_t length = std::min(req.length, size - req.offset);
-    x.range = std::to_string(req.offset) + "-" + std::to_string(req.offset + length) + "/" +
-              std::to_string(size);
+    x.range = {req.offset, req.offset + length, size};
 
     // Header, body and trailer leave corked, as few segments as the kernel can make of them.
     const tcp_cork cork{socket};
@@ -309,7 +310,7 @@ asio::awaitable<exchange> serve_request(stream_socket& socket, const session_con
     const auto started = clock::now();
     const auto type = frame.type;
     exchange x;
-    std::string path;
+    std::string_view path; // of the decoded message, which lives to the end of this function
     std::error_code bad;
     fp::get_request get;
     fp::stat_request stat;
@@ -340,12 +341,17 @@ asio::awaitable<exchange> serve_request(stream_socket& socket, const session_con
     } else {
         x = co_await serve_list(socket, ctx, list);
     }
-    const auto micros =
-        std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
-    ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", info.id, info.peer,
-                    method_name(type), path, x.range.empty() ? "-" : x.range, x.bytes,
-                    x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
-                    static_cast<double>(micros) / 1000.0);
+    if (ctx.access.should_log(spdlog::level::info)) { // no formatting when the log is off
+        const auto micros =
+            std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
+        const auto range =
+            x.range ? fmt::format("{}-{}/{}", (*x.range)[0], (*x.range)[1], (*x.range)[2])
+                    : std::string{"-"};
+        ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", info.id, info.peer,
+                        method_name(type), path, range, x.bytes,
+                        x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
+                        static_cast<double>(micros) / 1000.0);
+    }
     co_return x;
 }
 

@@ -38,13 +38,10 @@ public:
     asio::awaitable<std::pair<failure, std::unique_ptr<connection>>> take(const url& u);
     /// Keeps `c` for reuse if it is reusable.
     void give_back(const url& u, std::unique_ptr<connection> c);
-    /// Connections opened so far (for tests and --json).
-    std::size_t opened() const noexcept { return opened_; }
 
 private:
     timeouts timeouts_;
     std::multimap<std::string, std::unique_ptr<connection>> idle_;
-    std::size_t opened_ = 0;
 };
 
 struct file_result {

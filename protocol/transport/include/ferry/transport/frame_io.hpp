@@ -64,11 +64,10 @@ std::pair<error_code, std::size_t> try_receive(Stream& stream, std::span<std::by
 }
 
 template <class Stream>
-std::pair<error_code, std::size_t> try_send(Stream& stream, std::span<const std::byte> from,
-                                            int flags = 0) {
+std::pair<error_code, std::size_t> try_send(Stream& stream, std::span<const std::byte> from) {
     for (;;) {
-        const ssize_t n = ::send(stream.native_handle(), from.data(), from.size(),
-                                 MSG_DONTWAIT | MSG_NOSIGNAL | flags);
+        const ssize_t n =
+            ::send(stream.native_handle(), from.data(), from.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0)
             return {error_code{}, static_cast<std::size_t>(n)};
         if (errno == EINTR)
