@@ -87,7 +87,14 @@ std::optional<po::variables_map> parse_command(const std::string& command,
     positional.add("url", max_urls);
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+        // No guessing: an abbreviation is an unknown option, not a different one.
+        po::store(po::command_line_parser(args)
+                      .options(all)
+                      .positional(positional)
+                      .style(po::command_line_style::default_style &
+                             ~po::command_line_style::allow_guessing)
+                      .run(),
+                  vm);
         if (vm.count("help")) {
             std::cout << visible;
             return std::nullopt;

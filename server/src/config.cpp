@@ -106,7 +106,11 @@ command_line parse_command_line(int argc, const char* const* argv) {
 
     po::variables_map vm;
     try {
-        po::store(po::parse_command_line(argc, argv, all), vm);
+        // No guessing: "--port 0" must not become "--port-file 0".
+        po::store(po::parse_command_line(argc, argv, all,
+                                         po::command_line_style::default_style &
+                                             ~po::command_line_style::allow_guessing),
+                  vm);
         if (vm.count("config")) {
             const auto file = vm["config"].as<std::string>();
             std::ifstream in{file};

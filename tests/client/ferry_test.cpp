@@ -244,6 +244,9 @@ TEST_F(FerryCli, EachFailureHasItsExitCode) {
     EXPECT_EQ(ferry(work.path(), {}).code, 2);
     EXPECT_EQ(ferry(work.path(), {"get", "http://example.org/x"}).code, 2);
     EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "f"), "--no-such-option"}).code, 2);
+    // An abbreviation is not guessed: "--out" is not "--output".
+    EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "f"), "--out", "g"}).code, 2);
+    EXPECT_FALSE(std::filesystem::exists(work / "g"));
     EXPECT_EQ(ferry(work.path(), {"frobnicate"}).code, 2);
     EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "missing")}).code, 3);
     EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "dir"), "-o", "d"}).code, 3);

@@ -213,6 +213,13 @@ TEST(Ferryd, NoDescriptorLeakAfterThousandsOfAbortedTransfers) {
 }
 
 TEST(Ferryd, RunningOutOfDescriptorsIsAnInternalErrorNotACrash) {
+#ifdef FERRY_SANITIZE
+    // UBSan's vptr check opens a pipe to probe memory (IsAccessibleMemoryRange) the first time
+    // it meets a pair of types: at the descriptor limit that fails, and it reports a false
+    // "invalid vptr" and aborts ferryd. The release preset runs this test.
+    if (std::string_view{FERRY_SANITIZE}.find("undefined") != std::string_view::npos)
+        GTEST_SKIP() << "UBSan itself needs descriptors at the limit";
+#endif
     temp_dir root;
     write_file(root / "f", "content");
     ferryd_process server{root.path(), {"--threads", "1"}};
@@ -227,17 +234,28 @@ TEST(Ferryd, RunningOutOfDescriptorsIsAnInternalErrorNotACrash) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10)); // the close is asynchronous
     rlimit old{};
     ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &old), 0);
-    // Leave room for exactly one more descriptor: the next connection's socket.
+    // Leave room for exactly one more descriptor, the next connection's socket: a descriptor's
+    // number must be below the limit, and a new one takes the lowest free number.
     rlimit tight = old;
-    tight.rlim_cur = open_fds(pid) + 1;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free_fd(pid)) + 1;
     ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0);
     auto c = test_client::connect(server.port());
     c.send(fp::get_request{"f", 0, fp::to_end, std::nullopt});
-    auto e = c.read_error(); // opening the file needs a descriptor there is none of
+    auto e = c.read_error(); // resolving the path needs a descriptor there is none of
     EXPECT_EQ(e.code, status::internal_error);
     EXPECT_FALSE(e.closing);
     ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &old, nullptr), 0);
     EXPECT_EQ(c.get("f").body, "content"); // the same connection recovers
+
+    // Room for the O_PATH descriptor, none for the readable one opened from it.
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free_fd(pid)) + 1;
+    ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0);
+    c.send(fp::get_request{"f", 0, fp::to_end, std::nullopt});
+    e = c.read_error();
+    EXPECT_EQ(e.code, status::internal_error);
+    EXPECT_FALSE(e.closing);
+    ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &old, nullptr), 0);
+    EXPECT_EQ(c.get("f").body, "content");
     EXPECT_EQ(server.stop(), 0);
 }
 

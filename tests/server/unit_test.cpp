@@ -352,6 +352,7 @@ TEST(Config, BadValuesAreClearErrors) {
     EXPECT_THROW(parse({"--max-connections", "0"}), fs::config_error);
     EXPECT_THROW(parse({"--threads", "x"}), fs::config_error);
     EXPECT_THROW(parse({"--bogus"}), fs::config_error);
+    EXPECT_THROW(parse({"--thread", "4"}), fs::config_error); // not guessed as --threads
     EXPECT_EQ(parse({"--request-timeout", "0.25"}).config->request_timeout,
               std::chrono::milliseconds(250));
 }

@@ -4,6 +4,9 @@
 #include "support/temp_dir.hpp"
 
 #include <chrono>
+#include <cstdio>
+#include <exception>
+#include <gtest/gtest.h>
 #include <cstdint>
 #include <fcntl.h>
 #include <filesystem>
@@ -124,6 +127,14 @@ public:
             pos = nl + 1;
         }
     }
+    ferryd_process(const ferryd_process&) = delete;
+    ferryd_process& operator=(const ferryd_process&) = delete;
+    /// A failing test shows what the server logged.
+    ~ferryd_process() {
+        if (std::uncaught_exceptions() > 0 || ::testing::Test::HasFailure())
+            std::fprintf(stderr, "--- ferryd log ---\n%s--- end of ferryd log ---\n",
+                         log().c_str());
+    }
     std::uint16_t port(std::size_t i = 0) const { return ports_.at(i); }
     child_process& process() { return *process_; }
     std::string log() const {
@@ -148,6 +159,22 @@ inline std::size_t open_fds(pid_t pid) {
          std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
         ++n;
     return n;
+}
+
+/// The lowest descriptor number a process does not use: the one its next open gets.
+inline int lowest_free_fd(pid_t pid) {
+    std::vector<bool> used;
+    for (const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+        const auto fd = std::stoul(e.path().filename().string());
+        if (fd >= used.size())
+            used.resize(fd + 1);
+        used[fd] = true;
+    }
+    std::size_t fd = 0;
+    while (fd < used.size() && used[fd])
+        ++fd;
+    return static_cast<int>(fd);
 }
 
 } // namespace ferry::test
