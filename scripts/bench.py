@@ -177,12 +177,23 @@ def iperf(zerocopy, seconds):
         srv.stop()
 
 
+SECTIONS = ("1g", "j4", "small", "many", "idle", "iperf")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="smaller data set and shorter runs (not for the record)")
     ap.add_argument("--output", default=os.path.join(REPO, "docs", "benchmarks.md"))
+    ap.add_argument("--only", default="", metavar="ROWS",
+                    help="a comma-separated subset of " + ",".join(SECTIONS) + ": prints the rows, rewrites no file")
     a = ap.parse_args()
+    only = set(filter(None, a.only.split(",")))
+    if only - set(SECTIONS):
+        ap.error(f"--only: unknown rows {','.join(sorted(only - set(SECTIONS)))}; choose from {','.join(SECTIONS)}")
+
+    def want(section):
+        return not only or section in only
     seconds = 3 if a.quick else 8
     tmp = tempfile.mkdtemp(prefix="ferry-bench-", dir="/var/tmp")
     os.chmod(tmp, 0o755)  # nginx's workers run as www-data
@@ -217,94 +228,104 @@ def main():
                 except FileNotFoundError:
                     pass
 
-        # 1. One 1 GiB download, to /dev/null and to disk.
-        def ferry_null():
-            with open(os.devnull, "wb") as null:
-                return big / timed([FERRY, "get", f"{furl}/1g.bin", "-o", "-", "--no-verify", "-q"], stdout=null) / 1e9
-        def curl_null():
-            return big / timed(["curl", "-sf", "-o", "/dev/null", f"{nurl}/1g.bin"]) / 1e9
-        pair("1 GiB → /dev/null, one connection (GB/s)", ferry_null, curl_null, "GB/s", "≥ 1.5×")
-        dst = os.path.join(out_dir, "1g")
-        def ferry_disk():
+        if want("1g"):
+            # 1. One 1 GiB download, to /dev/null and to disk.
+            def ferry_null():
+                with open(os.devnull, "wb") as null:
+                    return big / timed([FERRY, "get", f"{furl}/1g.bin", "-o", "-", "--no-verify", "-q"], stdout=null) / 1e9
+            def curl_null():
+                return big / timed(["curl", "-sf", "-o", "/dev/null", f"{nurl}/1g.bin"]) / 1e9
+            pair("1 GiB → /dev/null, one connection (GB/s)", ferry_null, curl_null, "GB/s", "≥ 1.5×")
+            dst = os.path.join(out_dir, "1g")
+            def ferry_disk():
+                rm(dst)
+                return big / timed([FERRY, "get", f"{furl}/1g.bin", "-o", dst, "-j", "1", "-q"]) / 1e9
+            def curl_disk():
+                rm(dst)
+                return big / timed(["curl", "-sf", "-o", dst, f"{nurl}/1g.bin"]) / 1e9
+            pair("1 GiB → disk; ferry SHA-256 verified, curl not (GB/s)", ferry_disk, curl_disk, "GB/s", "≥ 1.0×")
+
+        if want("j4"):
+            # 2. Four connections.
+            def ferry_j4():
+                rm(dst)
+                return big / timed([FERRY, "get", f"{furl}/1g.bin", "-o", dst, "-j", "4", "-q"]) / 1e9
+            def aria_j4():
+                rm(dst)
+                return big / timed(["aria2c", "-q", "-x4", "-s4", "--allow-overwrite=true", "--auto-file-renaming=false",
+                                    "-d", out_dir, "-o", "1g", f"{nurl}/1g.bin"]) / 1e9
+            pair("1 GiB, 4 connections → disk (GB/s)", ferry_j4, aria_j4, "GB/s", "≥ 2.0×")
             rm(dst)
-            return big / timed([FERRY, "get", f"{furl}/1g.bin", "-o", dst, "-j", "1", "-q"]) / 1e9
-        def curl_disk():
-            rm(dst)
-            return big / timed(["curl", "-sf", "-o", dst, f"{nurl}/1g.bin"]) / 1e9
-        pair("1 GiB → disk; ferry SHA-256 verified, curl not (GB/s)", ferry_disk, curl_disk, "GB/s", "≥ 1.0×")
 
-        # 2. Four connections.
-        def ferry_j4():
-            rm(dst)
-            return big / timed([FERRY, "get", f"{furl}/1g.bin", "-o", dst, "-j", "4", "-q"]) / 1e9
-        def aria_j4():
-            rm(dst)
-            return big / timed(["aria2c", "-q", "-x4", "-s4", "--allow-overwrite=true", "--auto-file-renaming=false",
-                                "-d", out_dir, "-o", "1g", f"{nurl}/1g.bin"]) / 1e9
-        pair("1 GiB, 4 connections → disk (GB/s)", ferry_j4, aria_j4, "GB/s", "≥ 2.0×")
-        rm(dst)
+        if want("small"):
+            # 3. Small files: requests/s and p99.
+            for size, path in (("4 KiB", "4k.bin"), ("64 KiB", "64k.bin")):
+                for conns in ((100, 1000) if size == "4 KiB" else (100,)):
+                    res = {}
+                    def fb():
+                        rps, p99, _ = ferry_bench(fport, path, conns, seconds)
+                        res.setdefault("fp99", []).append(p99)
+                        return rps
+                    def wb():
+                        rps, p99 = wrk(nport, path, conns, seconds)
+                        res.setdefault("wp99", []).append(p99)
+                        return rps
+                    pair(f"{size}, {conns} connections: ferry bench vs wrk (req/s)", fb, wb, "req/s", "≥ 1.0× at no worse p99")
+                    rows.append((f"{size}, {conns} connections: p99 latency (ms)", median(res["fp99"]), median(res["wp99"]), "ms",
+                                 median(res["fp99"]) / median(res["wp99"]), "≤ 1.0×", "lower is better"))
 
-        # 3. Small files: requests/s and p99.
-        for size, path in (("4 KiB", "4k.bin"), ("64 KiB", "64k.bin")):
-            for conns in ((100, 1000) if size == "4 KiB" else (100,)):
-                res = {}
-                def fb():
-                    rps, p99, _ = ferry_bench(fport, path, conns, seconds)
-                    res.setdefault("fp99", []).append(p99)
-                    return rps
-                def wb():
-                    rps, p99 = wrk(nport, path, conns, seconds)
-                    res.setdefault("wp99", []).append(p99)
-                    return rps
-                pair(f"{size}, {conns} connections: ferry bench vs wrk (req/s)", fb, wb, "req/s", "≥ 1.0× at no worse p99")
-                rows.append((f"{size}, {conns} connections: p99 latency (ms)", median(res["fp99"]), median(res["wp99"]), "ms",
-                             median(res["fp99"]) / median(res["wp99"]), "≤ 1.0×", "lower is better"))
+        if want("many"):
+            # 4. 100 simultaneous downloads of 100 MiB.
+            def ferry_100():
+                _, _, mibs = ferry_bench(fport, "100m.bin", 100, seconds)
+                return mibs * MIB / 1e9
+            def curl_100():
+                t = time.perf_counter()
+                procs = [subprocess.Popen(["curl", "-sf", "-o", "/dev/null", f"{nurl}/100m.bin"]) for _ in range(100)]
+                for pr in procs:
+                    pr.wait()
+                return 100 * 100 * MIB / (time.perf_counter() - t) / 1e9
+            pair("100 × 100 MiB at once, aggregate (GB/s)", ferry_100, curl_100, "GB/s", "≥ 1.0×")
 
-        # 4. 100 simultaneous downloads of 100 MiB.
-        def ferry_100():
-            _, _, mibs = ferry_bench(fport, "100m.bin", 100, seconds)
-            return mibs * MIB / 1e9
-        def curl_100():
-            t = time.perf_counter()
-            procs = [subprocess.Popen(["curl", "-sf", "-o", "/dev/null", f"{nurl}/100m.bin"]) for _ in range(100)]
-            for pr in procs:
-                pr.wait()
-            return 100 * 100 * MIB / (time.perf_counter() - t) / 1e9
-        pair("100 × 100 MiB at once, aggregate (GB/s)", ferry_100, curl_100, "GB/s", "≥ 1.0×")
+        if want("idle"):
+            # 5. Memory per idle connection (user-space RSS growth), on fresh servers: freed memory a
+            # long-running server keeps from earlier rows would hide the growth.
+            n_idle = 2000 if a.quick else 10000
+            def idle_rss(start, client_cmd, count_held):
+                server, port = start(data, tmp)
+                try:
+                    before = server.rss_kib()
+                    b = subprocess.Popen(client_cmd(port), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    time.sleep(5)
+                    after = server.rss_kib()
+                    held = count_held(b.communicate()[0])
+                    if held != n_idle:
+                        raise RuntimeError(f"only {held} of {n_idle} idle connections held")
+                    return (after - before) / n_idle
+                finally:
+                    server.stop()
+            def idle_ferryd():
+                return idle_rss(start_ferryd, lambda port: [FERRY, "bench", f"ferry://127.0.0.1:{port}/4k.bin", "-c", str(n_idle),
+                                                             "-d", "7", "--idle", "--json", "--ramp-up", "2"],
+                                lambda out: json.loads(out)["held_open"])
+            def idle_nginx():
+                return idle_rss(start_nginx, lambda port: ["python3", "-c", IDLE_CLIENT, str(port), str(n_idle), "7"], int)
+            pair(f"memory per idle connection, {n_idle} connections (KiB)", idle_ferryd, idle_nginx, "KiB", "≤ 1.0×", "lower is better")
 
-        # 5. Memory per idle connection (user-space RSS growth), on fresh servers: freed memory a
-        # long-running server keeps from earlier rows would hide the growth.
-        n_idle = 2000 if a.quick else 10000
-        def idle_rss(start, client_cmd, count_held):
-            server, port = start(data, tmp)
-            try:
-                before = server.rss_kib()
-                b = subprocess.Popen(client_cmd(port), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                time.sleep(5)
-                after = server.rss_kib()
-                held = count_held(b.communicate()[0])
-                if held != n_idle:
-                    raise RuntimeError(f"only {held} of {n_idle} idle connections held")
-                return (after - before) / n_idle
-            finally:
-                server.stop()
-        def idle_ferryd():
-            return idle_rss(start_ferryd, lambda port: [FERRY, "bench", f"ferry://127.0.0.1:{port}/4k.bin", "-c", str(n_idle),
-                                                         "-d", "7", "--idle", "--json", "--ramp-up", "2"],
-                            lambda out: json.loads(out)["held_open"])
-        def idle_nginx():
-            return idle_rss(start_nginx, lambda port: ["python3", "-c", IDLE_CLIENT, str(port), str(n_idle), "7"], int)
-        pair(f"memory per idle connection, {n_idle} connections (KiB)", idle_ferryd, idle_nginx, "KiB", "≤ 1.0×", "lower is better")
-
-        # 6. The ceiling.
-        plain = [iperf(False, seconds) / 1e9 for _ in range(a.rounds)]
-        zc = [iperf(True, seconds) / 1e9 for _ in range(a.rounds)]
-        rows.append(("iperf3 on loopback (GB/s)", median(plain), median(zc), "GB/s", median(plain) / median(zc), "ceiling", "plain vs -Z"))
+        if want("iperf"):
+            # 6. The ceiling.
+            plain = [iperf(False, seconds) / 1e9 for _ in range(a.rounds)]
+            zc = [iperf(True, seconds) / 1e9 for _ in range(a.rounds)]
+            rows.append(("iperf3 on loopback (GB/s)", median(plain), median(zc), "GB/s", median(plain) / median(zc), "ceiling", "plain vs -Z"))
     finally:
         for s in servers:
             s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    write_report(a, rows)
+    if only:
+        for name, f, p, unit, ratio, target, note in rows:
+            print(f"| {name} | {f:.3f} | {p:.3f} | {unit} | {ratio:.2f}× | {target} | {note} |")
+    else:
+        write_report(a, rows)
 
 
 IDLE_CLIENT = r"""

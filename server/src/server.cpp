@@ -23,23 +23,6 @@ using transport::use_nothrow;
 
 namespace {
 
-/// The completion handler of every session's co_spawn: unregisters it and reports a bug.
-struct session_done {
-    session_registry* registry;
-    std::uint64_t id;
-    spdlog::logger* log;
-    void operator()(std::exception_ptr e) const {
-        registry->remove(id);
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            log->error("[conn {}] session failed: {}", id, ex.what());
-        }
-    }
-};
-
 /// The completion handler of the other tasks (accept loops, refusals, the supervisor).
 struct task_done {
     const char* what;
@@ -91,7 +74,8 @@ server::server(server_config config, server_loggers loggers)
     : config_(std::move(config)), log_(std::move(loggers)),
       resolver_(config_.root, config_.symlinks),
       digests_(config_.digest_threads, config_.digest_cache_entries),
-      limits_(config_.max_connections, config_.max_connections_per_ip) {
+      limits_(config_.max_connections, config_.max_connections_per_ip),
+      session_ctx_{config_, resolver_, digests_, *log_.session, *log_.access} {
     for (unsigned i = 0; i < config_.threads; ++i)
         workers_.push_back(std::make_unique<worker>());
     for (auto endpoint : config_.listen) {
@@ -128,7 +112,6 @@ void server::write_port_file() const {
 }
 
 asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor) {
-    session_context ctx{config_, resolver_, digests_, *log_.session, *log_.access};
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
         if (ec == asio::error::operation_aborted || !acceptor.is_open())
@@ -148,17 +131,12 @@ asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& ac
         if (peer.address().is_v6())
             info.peer = "[" + peer.address().to_string() + "]:" + std::to_string(peer.port());
         if (!limits_.try_acquire(peer.address())) {
-            asio::co_spawn(w.ctx, refuse_busy(stream_socket{std::move(socket)}, ctx, info),
+            asio::co_spawn(w.ctx, refuse_busy(stream_socket{std::move(socket)}, session_ctx_, info),
                            task_done{"refusal", log_.server.get()});
             continue;
         }
-        auto& entry = w.registry.add(info.id);
-        asio::co_spawn(
-            w.ctx,
-            run_session(stream_socket{std::move(socket)}, ctx, info, w.registry, entry,
-                        connection_slot{limits_, peer.address()}),
-            asio::bind_cancellation_slot(entry.signal.slot(),
-                                         session_done{&w.registry, info.id, log_.server.get()}));
+        start_session(stream_socket{std::move(socket)}, std::move(info),
+                      connection_slot{limits_, peer.address()}, w.registry, session_ctx_);
     }
 }
 

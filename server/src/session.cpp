@@ -6,6 +6,8 @@
 #include "ferry/transport/with_timeout.hpp"
 
 #include <array>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
@@ -304,9 +306,9 @@ const char* method_name(fp::frame_type t) {
 }
 
 /// Decodes one request frame (then frees its bytes), answers it and writes its access-log line.
-asio::awaitable<exchange> serve_request(stream_socket& socket, const session_context& ctx,
-                                        const session_info& info, const fp::frame& frame,
-                                        frame_buffer& buffer, rate_limiter& limiter) {
+asio::awaitable<exchange> serve_request(connection& c, const session_context& ctx,
+                                        const fp::frame& frame, frame_buffer& buffer) {
+    auto& socket = c.socket;
     const auto started = clock::now();
     const auto type = frame.type;
     exchange x;
@@ -335,7 +337,7 @@ asio::awaitable<exchange> serve_request(stream_socket& socket, const session_con
         x.keep_open = !co_await send_error(
             socket, ctx, x.status, std::string{fp::status_text(x.status)} + ": " + bad.message());
     } else if (type == fp::frame_type::get_request) {
-        x = co_await serve_get(socket, ctx, get, limiter);
+        x = co_await serve_get(socket, ctx, get, c.limiter);
     } else if (type == fp::frame_type::stat_request) {
         x = co_await serve_stat(socket, ctx, stat);
     } else {
@@ -347,7 +349,7 @@ asio::awaitable<exchange> serve_request(stream_socket& socket, const session_con
         const auto range =
             x.range ? fmt::format("{}-{}/{}", (*x.range)[0], (*x.range)[1], (*x.range)[2])
                     : std::string{"-"};
-        ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", info.id, info.peer,
+        ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", c.id, c.peer,
                         method_name(type), path, range, x.bytes,
                         x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
                         static_cast<double>(micros) / 1000.0);
@@ -357,53 +359,46 @@ asio::awaitable<exchange> serve_request(stream_socket& socket, const session_con
 
 } // namespace
 
-asio::awaitable<void> run_session(stream_socket socket, session_context ctx, session_info info,
-                                  session_registry& registry, session_registry::entry& entry,
-                                  connection_slot slot) {
+namespace {
+
+void park(connection& c, session_registry& registry, const session_context& ctx);
+
+/// Closes `c` (if its coroutine did not) and logs its end.
+void finish(connection& c, session_registry& registry, const session_context& ctx,
+            std::string_view why) {
+    c.slot.release(); // before the close, so a client that saw the close may connect again
+    error_code ignored;
+    c.socket.close(ignored);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - c.opened).count();
+    ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", c.id, c.peer, why, c.requests,
+                 ms);
+    registry.remove(c);
+}
+
+/// Serves requests on `c` while they arrive back to back. Returns the reason the connection
+/// ended, or nothing when it is idle again (nothing buffered) and should be parked.
+asio::awaitable<std::optional<std::string>> serve_connection(connection& c,
+                                                              session_registry& registry,
+                                                              const session_context& ctx) {
     // Cleanup I/O after a cancellation must still run (bounded by its own timeouts).
     co_await asio::this_coro::throw_if_cancelled(false);
     auto cancel_state = co_await asio::this_coro::cancellation_state;
     const auto& cfg = ctx.config;
-    error_code ignored;
-    socket.native_non_blocking(true, ignored);
-
     frame_buffer buffer;
-    rate_limiter limiter{cfg.rate_limit};
-    std::uint64_t requests = 0;
-    std::string why = "closed by peer";
+    std::string why;
     bool linger = false; // an ERROR was sent before closing: close gently
-    const auto opened = clock::now();
-    ctx.log.debug("[conn {}] {} open", info.id, info.peer);
-
     for (;;) {
-        if (buffer.empty()) {
-            buffer.release(); // an idle connection holds no buffer
-            if (!registry.draining() && cancel_state.cancelled() == asio::cancellation_type::none) {
-                // Wait for the first byte of the next request without a buffer. The first
-                // request has the request timeout; later ones the idle keep-alive timeout.
-                entry.idle = true;
-                auto [ec] = co_await with_timeout(
-                    socket.async_wait(stream_socket::wait_read, asio::deferred),
-                    requests == 0 ? cfg.request_timeout : cfg.idle_timeout);
-                entry.idle = false;
-                if (ec && ec != asio::error::operation_aborted) {
-                    why = ec != asio::error::timed_out ? ec.message()
-                          : requests == 0              ? "request timeout"
-                                                       : "idle timeout";
-                    break;
-                }
-            }
-        }
         if (registry.draining() || cancel_state.cancelled() != asio::cancellation_type::none) {
             // Requests still buffered (pipelined) are refused too: the client retries them.
             why = "server shutting down";
-            co_await send_error(socket, ctx, fp::status::shutting_down,
+            co_await send_error(c.socket, ctx, fp::status::shutting_down,
                                 "shutting down: the server is stopping", true,
                                 static_cast<std::uint32_t>(cfg.busy_retry_after.count()));
             linger = true;
             break;
         }
-        auto r = co_await transport::read_frame(socket, buffer, cfg.request_timeout);
+        auto r = co_await transport::read_frame(c.socket, buffer, cfg.request_timeout);
         if (r.net) {
             why = r.net == asio::error::eof && !buffer.empty() ? "closed mid-request"
                                                                : describe(r.net);
@@ -416,40 +411,100 @@ asio::awaitable<void> run_session(stream_socket socket, session_context ctx, ses
                 text = "unsupported version " + std::to_string(r.seen_version) +
                        "; this server speaks version " + std::to_string(fp::version);
             why = "protocol error: " + r.protocol.message();
-            ctx.log.warn("[conn {}] {} {}", info.id, info.peer, why);
-            co_await send_error(socket, ctx, status, text, true);
+            ctx.log.warn("[conn {}] {} {}", c.id, c.peer, why);
+            co_await send_error(c.socket, ctx, status, text, true);
             linger = true;
             break;
         }
-        const auto type = r.frame.type;
-        if (!fp::is_request(type)) {
+        if (!fp::is_request(r.frame.type)) {
             why = "protocol error: a reply frame sent by the client";
-            ctx.log.warn("[conn {}] {} {}", info.id, info.peer, why);
-            co_await send_error(socket, ctx, fp::status::bad_request,
+            ctx.log.warn("[conn {}] {} {}", c.id, c.peer, why);
+            co_await send_error(c.socket, ctx, fp::status::bad_request,
                                 "bad request: frame type is not a request", true);
             linger = true;
             break;
         }
-
-        ++requests;
-        // In a coroutine of its own: the request's state lives only while it is answered, not
-        // in this frame for the connection's whole (mostly idle) life.
-        const exchange x = co_await serve_request(socket, ctx, info, r.frame, buffer, limiter);
+        ++c.requests;
+        const exchange x = co_await serve_request(c, ctx, r.frame, buffer);
         if (!x.keep_open) {
             why = "aborted during an answer";
             break;
         }
+        if (buffer.empty() && !registry.draining())
+            co_return std::nullopt; // idle: park it, and this frame and buffer are freed
     }
-
-    slot.release(); // before the close, so a client that saw the close may connect again
+    c.slot.release();
     if (linger)
-        co_await lingering_close(socket);
+        co_await lingering_close(c.socket);
+    co_return why;
+}
+
+/// The completion of a connection's coroutine: park it again or finish it.
+struct served {
+    connection* c;
+    session_registry* registry;
+    const session_context* ctx;
+    void operator()(std::exception_ptr e, std::optional<std::string> why) const {
+        c->busy = false;
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                ctx->log.error("[conn {}] session failed: {}", c->id, ex.what());
+            }
+            finish(*c, *registry, *ctx, "internal error");
+        } else if (why) {
+            finish(*c, *registry, *ctx, *why);
+        } else {
+            park(*c, *registry, *ctx);
+        }
+    }
+};
+
+/// The end of a parked connection's wait: a request's first bytes, the peer's close, a
+/// timeout, or shutdown.
+struct woken {
+    connection* c;
+    session_registry* registry;
+    const session_context* ctx;
+    using allocator_type = handler_allocator<void>;
+    allocator_type get_allocator() const noexcept { return allocator_type{c->wait_memory}; }
+
+    void operator()(const error_code& ec) const {
+        session_registry::unpark(*c);
+        if (c->timed_out)
+            return finish(*c, *registry, *ctx,
+                          c->requests == 0 ? "request timeout" : "idle timeout");
+        if (ec && !(ec == asio::error::operation_aborted && registry->draining()))
+            return finish(*c, *registry, *ctx, describe(ec));
+        // Readable (or draining: the session refuses). End of file shows up as readable too.
+        c->busy = true;
+        asio::co_spawn(c->socket.get_executor(), serve_connection(*c, *registry, *ctx),
+                       asio::bind_cancellation_slot(c->signal.slot(), served{c, registry, ctx}));
+    }
+};
+
+void park(connection& c, session_registry& registry, const session_context& ctx) {
+    if (registry.draining()) // (a session may end between the drain and its completion)
+        return woken{&c, &registry, &ctx}(asio::error::operation_aborted); // refused at once
+    // The first request has the request timeout; later ones the idle keep-alive timeout.
+    if (c.requests == 0)
+        registry.park(c, session_registry::wait::first_request, ctx.config.request_timeout);
     else
-        socket.close(ignored);
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - opened).count();
-    ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", info.id, info.peer, why, requests,
-                 ms);
+        registry.park(c, session_registry::wait::keep_alive, ctx.config.idle_timeout);
+    c.socket.async_wait(stream_socket::wait_read, woken{&c, &registry, &ctx});
+}
+
+} // namespace
+
+void start_session(stream_socket socket, session_info info, connection_slot slot,
+                   session_registry& registry, const session_context& ctx) {
+    error_code ignored;
+    socket.native_non_blocking(true, ignored);
+    auto& c = registry.add(std::move(socket), info.id, std::move(info.peer), std::move(slot),
+                           ctx.config.rate_limit);
+    ctx.log.debug("[conn {}] {} open", c.id, c.peer);
+    park(c, registry, ctx);
 }
 
 asio::awaitable<void> refuse_busy(stream_socket socket, session_context ctx, session_info info) {

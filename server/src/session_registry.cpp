@@ -1,37 +1,99 @@
 #include "ferry/server/session_registry.hpp"
 
+#include <optional>
 #include <vector>
 
 namespace ferry::server {
 
-session_registry::entry& session_registry::add(std::uint64_t id) {
-    auto& e = sessions_[id];
-    e = std::make_unique<entry>();
-    return *e;
+session_registry::~session_registry() {
+    // Normally empty: a parked connection's wait is work, so its io_context ran until it ended.
+    all_.clear_and_dispose([](connection* c) { delete c; });
 }
 
-void session_registry::remove(std::uint64_t id) noexcept {
-    sessions_.erase(id);
+connection& session_registry::add(stream_socket socket, std::uint64_t id, std::string peer,
+                                  connection_slot slot, std::uint64_t rate_limit) {
+    auto* c = new connection{std::move(socket), id, std::move(peer), std::move(slot), rate_limit};
+    all_.push_back(*c);
+    ++size_;
+    return *c;
+}
+
+void session_registry::remove(connection& c) noexcept {
+    --size_;
+    delete &c; // the hooks unlink themselves
+}
+
+void session_registry::park(connection& c, wait kind, transport::clock::duration timeout) {
+    c.timed_out = false;
+    c.deadline = transport::clock::now() + timeout;
+    parked_[static_cast<std::size_t>(kind)].push_back(c);
+    if (!sweeper_armed_ || c.deadline < sweeper_at_)
+        arm(c.deadline);
+}
+
+std::size_t session_registry::parked() const noexcept {
+    return parked_[0].size() + parked_[1].size();
+}
+
+void session_registry::arm(transport::clock::time_point at) {
+    sweeper_armed_ = true;
+    sweeper_at_ = at;
+    sweeper_.expires_at(at); // a wait already pending completes with operation_aborted
+    sweeper_.async_wait([this](const transport::error_code& ec) {
+        if (!ec)
+            sweep();
+    });
+}
+
+void session_registry::sweep() {
+    sweeper_armed_ = false;
+    const auto now = transport::clock::now();
+    std::optional<transport::clock::time_point> next;
+    for (auto& list : parked_) {
+        while (!list.empty() && list.front().deadline <= now) {
+            auto& c = list.front();
+            list.pop_front();
+            c.timed_out = true;
+            transport::error_code ignored;
+            c.socket.cancel(ignored); // its wait completes, with operation_aborted
+        }
+        if (!list.empty() && (!next || list.front().deadline < *next))
+            next = list.front().deadline;
+    }
+    if (next)
+        arm(*next);
+}
+
+void session_registry::wake_parked() {
+    for (auto& list : parked_) {
+        while (!list.empty()) {
+            auto& c = list.front();
+            list.pop_front();
+            transport::error_code ignored;
+            c.socket.cancel(ignored);
+        }
+    }
+    if (sweeper_armed_) {
+        sweeper_armed_ = false;
+        sweeper_.cancel();
+    }
 }
 
 void session_registry::drain() {
     draining_ = true;
-    // Emitting may complete handlers inline that remove sessions: collect first.
-    std::vector<entry*> idle;
-    for (auto& [id, e] : sessions_)
-        if (e->idle)
-            idle.push_back(e.get());
-    for (auto* e : idle)
-        e->signal.emit(asio::cancellation_type::terminal);
+    wake_parked();
 }
 
 void session_registry::cancel_all() {
     draining_ = true;
-    std::vector<entry*> all;
-    for (auto& [id, e] : sessions_)
-        all.push_back(e.get());
-    for (auto* e : all)
-        e->signal.emit(asio::cancellation_type::terminal);
+    wake_parked();
+    // Cancelled operations complete later, through the io_context; collect first all the same.
+    std::vector<connection*> all;
+    for (auto& c : all_)
+        if (c.busy)
+            all.push_back(&c);
+    for (auto* c : all)
+        c->signal.emit(asio::cancellation_type::terminal);
 }
 
 bool connection_limits::try_acquire(const asio::ip::address& peer) {

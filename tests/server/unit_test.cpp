@@ -196,33 +196,89 @@ asio::awaitable<void> wait_forever(bool& finished, error_code& result) {
     finished = true;
 }
 
-TEST(SessionRegistry, DrainCancelsIdleSessionsOnlyAndCancelAllTheRest) {
+/// A registry's connection over one end of a socket pair (the other end is dropped: a parked
+/// wait sees the close as readable, so these tests keep the peer open in `peers`).
+fs::connection& add_connection(asio::io_context& ctx, fs::session_registry& registry,
+                               fs::connection_limits& limits, std::uint64_t id,
+                               std::vector<fs::stream_socket>& peers) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        throw std::system_error(errno, std::generic_category(), "socketpair");
+    const asio::generic::stream_protocol unix_stream{AF_UNIX, 0};
+    fs::stream_socket ours{ctx, unix_stream, sv[0]};
+    peers.emplace_back(ctx, unix_stream, sv[1]);
+    EXPECT_TRUE(limits.try_acquire({}));
+    return registry.add(std::move(ours), id, "peer", fs::connection_slot{limits, {}}, 0);
+}
+
+/// Parks `c` and records how its wait ended.
+void park(fs::session_registry& registry, fs::connection& c, fs::session_registry::wait kind,
+          std::chrono::milliseconds timeout, std::vector<std::pair<std::uint64_t, bool>>& ended) {
+    registry.park(c, kind, timeout);
+    c.socket.async_wait(fs::stream_socket::wait_read, [&ended, &c](const error_code& ec) {
+        EXPECT_EQ(ec, asio::error::operation_aborted);
+        fs::session_registry::unpark(c);
+        ended.emplace_back(c.id, c.timed_out);
+    });
+}
+
+TEST(SessionRegistry, OneTimerTimesOutParkedConnectionsInDeadlineOrder) {
     asio::io_context ctx;
-    fs::session_registry registry;
-    bool idle_done = false, busy_done = false;
-    error_code idle_ec, busy_ec;
-    auto& idle = registry.add(1);
-    idle.idle = true;
-    auto& busy = registry.add(2);
-    asio::co_spawn(ctx, wait_forever(idle_done, idle_ec),
-                   asio::bind_cancellation_slot(idle.signal.slot(),
-                                                [&](std::exception_ptr) { registry.remove(1); }));
+    fs::connection_limits limits{10, 0};
+    fs::session_registry registry{ctx};
+    std::vector<fs::stream_socket> peers;
+    std::vector<std::pair<std::uint64_t, bool>> ended;
+    using wait = fs::session_registry::wait;
+    // Keep-alive waits are longer than first-request ones here; the lists interleave.
+    park(registry, add_connection(ctx, registry, limits, 1, peers), wait::keep_alive,
+         std::chrono::milliseconds(300), ended);
+    park(registry, add_connection(ctx, registry, limits, 2, peers), wait::first_request,
+         std::chrono::milliseconds(100), ended);
+    park(registry, add_connection(ctx, registry, limits, 3, peers), wait::keep_alive,
+         std::chrono::milliseconds(300), ended);
+    park(registry, add_connection(ctx, registry, limits, 4, peers), wait::first_request,
+         std::chrono::milliseconds(100), ended);
+    EXPECT_EQ(registry.parked(), 4U);
+    EXPECT_EQ(limits.active(), 4U);
+    ctx.run_for(std::chrono::seconds(10)); // returns early: nothing is left waiting
+    const std::vector<std::pair<std::uint64_t, bool>> expected{
+        {2, true}, {4, true}, {1, true}, {3, true}};
+    EXPECT_EQ(ended, expected);
+    EXPECT_EQ(registry.parked(), 0U);
+    EXPECT_EQ(registry.size(), 4U); // timing out is the owner's to finish
+    EXPECT_TRUE(ctx.stopped());
+}
+
+TEST(SessionRegistry, DrainWakesParkedConnectionsAndCancelAllStopsBusyOnes) {
+    asio::io_context ctx;
+    fs::connection_limits limits{10, 0};
+    fs::session_registry registry{ctx};
+    std::vector<fs::stream_socket> peers;
+    std::vector<std::pair<std::uint64_t, bool>> ended;
+    auto& parked = add_connection(ctx, registry, limits, 1, peers);
+    park(registry, parked, fs::session_registry::wait::keep_alive, std::chrono::hours(1), ended);
+    auto& busy = add_connection(ctx, registry, limits, 2, peers);
+    busy.busy = true;
+    bool busy_done = false;
+    error_code busy_ec;
     asio::co_spawn(ctx, wait_forever(busy_done, busy_ec),
-                   asio::bind_cancellation_slot(busy.signal.slot(),
-                                                [&](std::exception_ptr) { registry.remove(2); }));
+                   asio::bind_cancellation_slot(busy.signal.slot(), [](std::exception_ptr) {}));
     ctx.poll();
     EXPECT_EQ(registry.size(), 2U);
     registry.drain();
     ctx.poll();
     EXPECT_TRUE(registry.draining());
-    EXPECT_TRUE(idle_done);
-    EXPECT_EQ(idle_ec, asio::error::operation_aborted);
-    EXPECT_FALSE(busy_done);
-    EXPECT_EQ(registry.size(), 1U);
+    const std::vector<std::pair<std::uint64_t, bool>> woken{{1, false}}; // woken, not timed out
+    EXPECT_EQ(ended, woken);
+    EXPECT_FALSE(busy_done); // busy connections finish their answer
     registry.cancel_all();
     ctx.run_for(std::chrono::seconds(5));
     EXPECT_TRUE(busy_done);
+    EXPECT_EQ(busy_ec, asio::error::operation_aborted);
+    registry.remove(parked);
+    registry.remove(busy);
     EXPECT_EQ(registry.size(), 0U);
+    EXPECT_EQ(limits.active(), 0U); // the slots went with the connections
 }
 
 // ---- rate_limiter ---------------------------------------------------------------------------

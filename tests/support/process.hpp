@@ -103,7 +103,7 @@ public:
     ferryd_process(const std::filesystem::path& root, std::vector<std::string> extra = {}) {
         std::vector<std::string> args{
             bin("ferryd"), "--root", root.string(), "--port-file", (dir_ / "port").string(),
-            "--log-level", "warn"};
+            "--log-level", std::getenv("FERRYD_LOG") ? std::getenv("FERRYD_LOG") : "warn"};
         bool has_listen = false;
         for (const auto& e : extra)
             has_listen = has_listen || e == "--listen";

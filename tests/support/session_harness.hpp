@@ -8,8 +8,6 @@
 #include "support/temp_dir.hpp"
 #include "support/test_client.hpp"
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -17,7 +15,10 @@
 #include <future>
 #include <gtest/gtest.h>
 #include <memory>
-#include <spdlog/sinks/null_sink.h>
+#include <mutex>
+#include <optional>
+#include <spdlog/sinks/base_sink.h>
+#include <string_view>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <thread>
@@ -38,6 +39,17 @@ inline fs::server_config test_config(const std::filesystem::path& root) {
     return c;
 }
 
+/// Fails the test when a session logs an error: a session that threw.
+class failing_sink : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& m) override {
+        if (m.level >= spdlog::level::err)
+            ADD_FAILURE() << "a session logged an error: "
+                          << std::string_view{m.payload.data(), m.payload.size()};
+    }
+    void flush_() override {}
+};
+
 class session_harness {
 public:
     temp_dir root;
@@ -52,6 +64,7 @@ public:
                                                         config.digest_cache_entries);
         limits_ = std::make_unique<fs::connection_limits>(config.max_connections,
                                                           config.max_connections_per_ip);
+        session_ctx_.emplace(fs::session_context{config, *resolver_, *digests_, *log_, *log_});
         thread_ = std::thread([this] { ctx_.run(); });
     }
 
@@ -77,17 +90,9 @@ public:
         const std::uint64_t id = ++next_id_;
         asio::post(ctx_, [this, fd = sv[0], id] {
             fs::stream_socket socket{ctx_, asio::generic::stream_protocol(AF_UNIX, 0), fd};
-            fs::session_context ctx{config, *resolver_, *digests_, *log_, *log_};
-            auto& entry = registry_.add(id);
-            asio::co_spawn(
-                ctx_,
-                fs::run_session(std::move(socket), ctx, {id, "test"}, registry_, entry,
-                                fs::connection_slot{*limits_, asio::ip::address{}}),
-                asio::bind_cancellation_slot(entry.signal.slot(), [this, id](std::exception_ptr e) {
-                    registry_.remove(id);
-                    if (e)
-                        ADD_FAILURE() << "a session threw";
-                }));
+            fs::start_session(std::move(socket), {id, "test"},
+                              fs::connection_slot{*limits_, asio::ip::address{}}, registry_,
+                              *session_ctx_);
         });
         return test_client{sv[1]};
     }
@@ -113,12 +118,13 @@ public:
 private:
     asio::io_context ctx_{1};
     asio::executor_work_guard<asio::io_context::executor_type> guard_ = asio::make_work_guard(ctx_);
-    fs::session_registry registry_;
     std::unique_ptr<fs::path_resolver> resolver_;
     std::unique_ptr<fs::digest_service> digests_;
     std::unique_ptr<fs::connection_limits> limits_;
+    fs::session_registry registry_{ctx_}; // its connections hold slots of limits_
     std::shared_ptr<spdlog::logger> log_ =
-        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+        std::make_shared<spdlog::logger>("test", std::make_shared<failing_sink>());
+    std::optional<fs::session_context> session_ctx_;
     std::uint64_t next_id_ = 0;
     std::thread thread_;
 };

@@ -10,6 +10,7 @@
 #include "ferry/server/config.hpp"
 #include "ferry/server/digest_service.hpp"
 #include "ferry/server/path_resolver.hpp"
+#include "ferry/server/session.hpp"
 #include "ferry/server/session_registry.hpp"
 
 #include <atomic>
@@ -50,7 +51,7 @@ private:
     struct worker {
         asio::io_context ctx{1};
         std::vector<asio::ip::tcp::acceptor> acceptors;
-        session_registry registry;
+        session_registry registry{ctx};
         std::thread thread;
     };
 
@@ -63,6 +64,7 @@ private:
     path_resolver resolver_;
     digest_service digests_;
     connection_limits limits_;
+    session_context session_ctx_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::vector<std::uint16_t> ports_;
     std::atomic<std::uint64_t> next_session_id_{1};

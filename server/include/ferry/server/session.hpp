@@ -1,4 +1,4 @@
-// run_session: one client connection, from its first byte to its close.
+// start_session: one client connection, from its first byte to its close.
 #pragma once
 
 #include "ferry/server/config.hpp"
@@ -29,13 +29,14 @@ struct session_info {
     std::string peer;
 };
 
-/// Serves requests on `socket` until the peer closes, a timeout or a protocol error ends the
-/// connection, or the registry drains or cancels it. Never throws for network or protocol
-/// outcomes. `entry` is the session's registry entry (its idle flag is kept up to date) and
-/// `slot` is given back before the socket closes. The socket is made non-blocking.
-asio::awaitable<void> run_session(stream_socket socket, session_context ctx, session_info info,
-                                  session_registry& registry, session_registry::entry& entry,
-                                  connection_slot slot);
+/// Starts serving a new connection: registers it in `registry` and parks it until its first
+/// request arrives. From then on a coroutine serves requests while they arrive back to back and
+/// the connection is parked again, without a coroutine, whenever it is idle; it ends when the
+/// peer closes, on a timeout or a protocol error, or when the registry drains or cancels it.
+/// Never throws for network or protocol outcomes. `slot` is given back before the socket
+/// closes. The socket is made non-blocking. `ctx` must outlive the connection.
+void start_session(stream_socket socket, session_info info, connection_slot slot,
+                   session_registry& registry, const session_context& ctx);
 
 /// Tells a client it is over a connection limit (ERROR busy, closing) and closes.
 asio::awaitable<void> refuse_busy(stream_socket socket, session_context ctx, session_info info);

@@ -1,49 +1,30 @@
-// session_registry: the sessions of one I/O thread, for graceful shutdown; and
-// connection_limits: the global and per-address connection caps shared by all threads.
+// session_registry: the connections of one I/O thread: who is parked (idle, waiting for a
+// request, with no coroutine), their timeouts, and graceful shutdown; and connection_limits:
+// the global and per-address connection caps shared by all threads.
 #pragma once
 
+#include "ferry/server/file_sender.hpp"
+#include "ferry/server/rate_limiter.hpp"
+#include "ferry/transport/asio.hpp"
+
+#include <array>
 #include <atomic>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <new>
+#include <string>
 
 namespace ferry::server {
 
 namespace asio = boost::asio;
-
-/// The sessions of one io_context. Not thread-safe: used only from its own thread.
-///
-/// Each session registers and gets an entry with a cancellation signal (bound to the
-/// session's co_spawn) and an idle flag. Shutdown has two phases: drain() makes idle sessions
-/// stop now and busy ones stop after their current answer; cancel_all() stops everyone.
-class session_registry {
-public:
-    struct entry {
-        asio::cancellation_signal signal;
-        bool idle = false;
-    };
-
-    entry& add(std::uint64_t id);
-    void remove(std::uint64_t id) noexcept;
-
-    /// Phase one: no new requests. Emits terminal cancellation to idle sessions (they are
-    /// waiting for a request); busy ones see draining() after their answer.
-    void drain();
-    /// Phase two: emits terminal cancellation to every session.
-    void cancel_all();
-
-    bool draining() const noexcept { return draining_; }
-    std::size_t size() const noexcept { return sessions_.size(); }
-
-private:
-    std::unordered_map<std::uint64_t, std::unique_ptr<entry>> sessions_;
-    bool draining_ = false;
-};
 
 /// Global and per-address connection caps, shared by all I/O threads. The counts are exact:
 /// a slot is taken before a session starts and given back before its socket closes.
@@ -83,6 +64,138 @@ public:
 private:
     connection_limits* limits_;
     asio::ip::address peer_;
+};
+
+/// Room inside a connection for the state of its one pending wait, so that parking a
+/// connection allocates nothing (Asio's custom-allocation pattern). Falls back to the heap if
+/// an operation ever needs more.
+class handler_memory {
+public:
+    handler_memory() = default;
+    handler_memory(const handler_memory&) = delete;
+    handler_memory& operator=(const handler_memory&) = delete;
+
+    void* allocate(std::size_t size) {
+        if (!in_use_ && size <= sizeof storage_) {
+            in_use_ = true;
+            return &storage_;
+        }
+        return ::operator new(size);
+    }
+    void deallocate(void* p) noexcept {
+        if (p == &storage_)
+            in_use_ = false;
+        else
+            ::operator delete(p);
+    }
+
+private:
+    alignas(std::max_align_t) unsigned char storage_[160];
+    bool in_use_ = false;
+};
+
+/// The allocator that hands out a handler_memory.
+template <class T>
+struct handler_allocator {
+    using value_type = T;
+    explicit handler_allocator(handler_memory& m) noexcept : memory(&m) {}
+    template <class U>
+    handler_allocator(const handler_allocator<U>& o) noexcept : memory(o.memory) {}
+    T* allocate(std::size_t n) { return static_cast<T*>(memory->allocate(sizeof(T) * n)); }
+    void deallocate(T* p, std::size_t) noexcept { memory->deallocate(p); }
+    template <class U>
+    bool operator==(const handler_allocator<U>& o) const noexcept {
+        return memory == o.memory;
+    }
+    handler_memory* memory;
+};
+
+/// One client connection, from accept to close. A coroutine serves it while requests arrive;
+/// between requests it is parked: this struct, a wait for readability on its socket whose state
+/// lives in `wait_memory`, and a place in its registry's list of parked connections.
+struct connection {
+    using hook = boost::intrusive::list_member_hook<
+        boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+    connection(stream_socket s, std::uint64_t id_, std::string peer_, connection_slot slot_,
+               std::uint64_t rate_limit)
+        : socket(std::move(s)), id(id_), peer(std::move(peer_)), slot(std::move(slot_)),
+          limiter(rate_limit) {}
+
+    stream_socket socket;
+    std::uint64_t id;         ///< `[conn <id>] <peer>` in the logs
+    std::string peer;
+    connection_slot slot;     ///< given back before the socket closes
+    rate_limiter limiter;     ///< --rate-limit, across the connection's requests
+    std::uint64_t requests = 0;
+    transport::clock::time_point opened = transport::clock::now();
+    transport::clock::time_point deadline{}; ///< parked: when the wait times out
+    bool timed_out = false;                  ///< the sweeper ended the parked wait
+    bool busy = false;                       ///< a coroutine is serving it
+    asio::cancellation_signal signal;        ///< cancels that coroutine (only while busy)
+    handler_memory wait_memory;
+    hook all_hook;    ///< in the registry's list of every connection
+    hook parked_hook; ///< in one of the registry's lists of parked connections
+};
+
+/// The connections of one io_context. Not thread-safe: used only from its own thread.
+///
+/// Parked connections wait in two first-in-first-out lists, one per timeout (the first
+/// request's and keep-alive's); as every entry of a list has the same timeout, each list is in
+/// deadline order and one timer, set for the earliest head, serves them all: no timer per
+/// connection, no timer work per request.
+///
+/// Shutdown has two phases: drain() wakes parked connections now (their session refuses with
+/// shutting_down) and busy ones see draining() after their current answer; cancel_all() also
+/// emits terminal cancellation to every busy session.
+class session_registry {
+public:
+    enum class wait { first_request, keep_alive };
+
+    explicit session_registry(asio::io_context& ctx) : sweeper_(ctx) {}
+    session_registry(const session_registry&) = delete;
+    session_registry& operator=(const session_registry&) = delete;
+    ~session_registry();
+
+    connection& add(stream_socket socket, std::uint64_t id, std::string peer,
+                    connection_slot slot, std::uint64_t rate_limit);
+    /// Destroys the connection (closing its socket if still open).
+    void remove(connection& c) noexcept;
+
+    /// Lists `c` as parked until `timeout` from now; past it, the sweeper sets `c.timed_out`
+    /// and cancels the socket's pending wait. The caller starts that wait.
+    void park(connection& c, wait kind, transport::clock::duration timeout);
+    /// Takes `c` off the parked lists (its wait completed).
+    static void unpark(connection& c) noexcept { c.parked_hook.unlink(); }
+
+    void drain();
+    void cancel_all();
+
+    bool draining() const noexcept { return draining_; }
+    std::size_t size() const noexcept { return size_; }
+    std::size_t parked() const noexcept;
+
+private:
+    using all_list = boost::intrusive::list<
+        connection, boost::intrusive::member_hook<connection, connection::hook, &connection::all_hook>,
+        boost::intrusive::constant_time_size<false>>;
+    using parked_list = boost::intrusive::list<
+        connection,
+        boost::intrusive::member_hook<connection, connection::hook, &connection::parked_hook>,
+        boost::intrusive::constant_time_size<false>>;
+
+    void arm(transport::clock::time_point at);
+    void sweep();
+    /// Cancels every parked wait (their handlers run and see draining()).
+    void wake_parked();
+
+    all_list all_;
+    std::size_t size_ = 0;
+    std::array<parked_list, 2> parked_;
+    asio::steady_timer sweeper_;
+    bool sweeper_armed_ = false;
+    transport::clock::time_point sweeper_at_{};
+    bool draining_ = false;
 };
 
 } // namespace ferry::server
