@@ -113,7 +113,7 @@ void server::write_port_file() const {
 
 asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor) {
     for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+        auto [ec, socket] = co_await acceptor.async_accept(w.ctx.get_executor(), use_nothrow);
         if (ec == asio::error::operation_aborted || !acceptor.is_open())
             co_return;
         if (ec) {
@@ -126,16 +126,15 @@ asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& ac
         error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
         const auto peer = socket.remote_endpoint(ignored);
-        session_info info{next_session_id_.fetch_add(1, std::memory_order_relaxed),
-                          peer.address().to_string() + ":" + std::to_string(peer.port())};
-        if (peer.address().is_v6())
-            info.peer = "[" + peer.address().to_string() + "]:" + std::to_string(peer.port());
+        const auto id = next_session_id_.fetch_add(1, std::memory_order_relaxed);
         if (!limits_.try_acquire(peer.address())) {
-            asio::co_spawn(w.ctx, refuse_busy(stream_socket{std::move(socket)}, session_ctx_, info),
+            asio::co_spawn(w.ctx,
+                           refuse_busy(stream_socket{std::move(socket)}, session_ctx_,
+                                       {id, peer_name(peer.address(), peer.port())}),
                            task_done{"refusal", log_.server.get()});
             continue;
         }
-        start_session(stream_socket{std::move(socket)}, std::move(info),
+        start_session(stream_socket{std::move(socket)}, id, peer.port(),
                       connection_slot{limits_, peer.address()}, w.registry, session_ctx_);
     }
 }

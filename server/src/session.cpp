@@ -35,6 +35,10 @@ using transport::write_frame;
 
 namespace {
 
+std::string peer_of(const connection& c) {
+    return peer_name(c.slot.address(), c.port);
+}
+
 /// How one request ended, for the access log and for the session loop.
 struct exchange {
     fp::status status = fp::status::ok;
@@ -349,7 +353,7 @@ asio::awaitable<exchange> serve_request(connection& c, const session_context& ct
         const auto range =
             x.range ? fmt::format("{}-{}/{}", (*x.range)[0], (*x.range)[1], (*x.range)[2])
                     : std::string{"-"};
-        ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", c.id, c.peer,
+        ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", c.id, peer_of(c),
                         method_name(type), path, range, x.bytes,
                         x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
                         static_cast<double>(micros) / 1000.0);
@@ -371,7 +375,7 @@ void finish(connection& c, session_registry& registry, const session_context& ct
     c.socket.close(ignored);
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - c.opened).count();
-    ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", c.id, c.peer, why, c.requests,
+    ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", c.id, peer_of(c), why, c.requests,
                  ms);
     registry.remove(c);
 }
@@ -411,14 +415,14 @@ asio::awaitable<std::optional<std::string>> serve_connection(connection& c,
                 text = "unsupported version " + std::to_string(r.seen_version) +
                        "; this server speaks version " + std::to_string(fp::version);
             why = "protocol error: " + r.protocol.message();
-            ctx.log.warn("[conn {}] {} {}", c.id, c.peer, why);
+            ctx.log.warn("[conn {}] {} {}", c.id, peer_of(c), why);
             co_await send_error(c.socket, ctx, status, text, true);
             linger = true;
             break;
         }
         if (!fp::is_request(r.frame.type)) {
             why = "protocol error: a reply frame sent by the client";
-            ctx.log.warn("[conn {}] {} {}", c.id, c.peer, why);
+            ctx.log.warn("[conn {}] {} {}", c.id, peer_of(c), why);
             co_await send_error(c.socket, ctx, fp::status::bad_request,
                                 "bad request: frame type is not a request", true);
             linger = true;
@@ -497,13 +501,18 @@ void park(connection& c, session_registry& registry, const session_context& ctx)
 
 } // namespace
 
-void start_session(stream_socket socket, session_info info, connection_slot slot,
-                   session_registry& registry, const session_context& ctx) {
+std::string peer_name(const asio::ip::address& address, std::uint16_t port) {
+    return address.is_v6() ? "[" + address.to_string() + "]:" + std::to_string(port)
+                           : address.to_string() + ":" + std::to_string(port);
+}
+
+void start_session(stream_socket socket, std::uint64_t id, std::uint16_t port,
+                   connection_slot slot, session_registry& registry, const session_context& ctx) {
     error_code ignored;
     socket.native_non_blocking(true, ignored);
-    auto& c = registry.add(std::move(socket), info.id, std::move(info.peer), std::move(slot),
-                           ctx.config.rate_limit);
-    ctx.log.debug("[conn {}] {} open", c.id, c.peer);
+    auto& c = registry.add(std::move(socket), id, port, std::move(slot), ctx.config.rate_limit);
+    if (ctx.log.should_log(spdlog::level::debug))
+        ctx.log.debug("[conn {}] {} open", c.id, peer_of(c));
     park(c, registry, ctx);
 }
 

@@ -10,9 +10,9 @@ session_registry::~session_registry() {
     all_.clear_and_dispose([](connection* c) { delete c; });
 }
 
-connection& session_registry::add(stream_socket socket, std::uint64_t id, std::string peer,
+connection& session_registry::add(stream_socket socket, std::uint64_t id, std::uint16_t port,
                                   connection_slot slot, std::uint64_t rate_limit) {
-    auto* c = new connection{std::move(socket), id, std::move(peer), std::move(slot), rate_limit};
+    auto* c = new connection{std::move(socket), id, port, std::move(slot), rate_limit};
     all_.push_back(*c);
     ++size_;
     return *c;

@@ -24,6 +24,23 @@ struct SessionTest : ::testing::Test {
     session_harness h;
 };
 
+TEST_F(SessionTest, IdleConnectionsAreParkedAndTheirWaitsAllocateNothing) {
+    write_file(h.root / "s", "s");
+    h.start();
+    const auto fallbacks = fs::handler_memory::heap_fallbacks();
+    std::vector<test_client> clients;
+    for (int i = 0; i < 50; ++i) {
+        clients.push_back(h.connect());
+        clients.back().send(fp::stat_request{"s", false});
+        EXPECT_EQ(clients.back().read<fp::stat_reply>().size, 1U);
+    }
+    std::size_t parked = 0;
+    h.on_server([&] { parked = h.registry().parked(); });
+    EXPECT_EQ(parked, 50U); // answered, idle: no coroutine, a wait in the connection's memory
+    EXPECT_EQ(fs::handler_memory::heap_fallbacks(), fallbacks);
+    EXPECT_EQ(clients.front().get("s").body, "s"); // a parked connection wakes for a request
+}
+
 TEST_F(SessionTest, WholeFilesOfAssortedSizesAreByteIdentical) {
     const std::size_t sizes[] = {0, 1, 2, 4095, 4096, 65535, 65537, (1 << 20) + 3, 5 << 20};
     for (auto size : sizes)

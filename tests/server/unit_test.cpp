@@ -208,7 +208,7 @@ fs::connection& add_connection(asio::io_context& ctx, fs::session_registry& regi
     fs::stream_socket ours{ctx, unix_stream, sv[0]};
     peers.emplace_back(ctx, unix_stream, sv[1]);
     EXPECT_TRUE(limits.try_acquire({}));
-    return registry.add(std::move(ours), id, "peer", fs::connection_slot{limits, {}}, 0);
+    return registry.add(std::move(ours), id, 0, fs::connection_slot{limits, {}}, 0);
 }
 
 /// Parks `c` and records how its wait ended.

@@ -90,7 +90,7 @@ public:
         const std::uint64_t id = ++next_id_;
         asio::post(ctx_, [this, fd = sv[0], id] {
             fs::stream_socket socket{ctx_, asio::generic::stream_protocol(AF_UNIX, 0), fd};
-            fs::start_session(std::move(socket), {id, "test"},
+            fs::start_session(std::move(socket), id, 0,
                               fs::connection_slot{*limits_, asio::ip::address{}}, registry_,
                               *session_ctx_);
         });

@@ -23,7 +23,7 @@ struct session_context {
     spdlog::logger& access; ///< one line per request
 };
 
-/// Identifies a connection in logs: `[conn <id>] <peer>`.
+/// Identifies a refused connection in logs: `[conn <id>] <peer>`.
 struct session_info {
     std::uint64_t id = 0;
     std::string peer;
@@ -35,8 +35,11 @@ struct session_info {
 /// peer closes, on a timeout or a protocol error, or when the registry drains or cancels it.
 /// Never throws for network or protocol outcomes. `slot` is given back before the socket
 /// closes. The socket is made non-blocking. `ctx` must outlive the connection.
-void start_session(stream_socket socket, session_info info, connection_slot slot,
-                   session_registry& registry, const session_context& ctx);
+void start_session(stream_socket socket, std::uint64_t id, std::uint16_t port,
+                   connection_slot slot, session_registry& registry, const session_context& ctx);
+
+/// `address:port`, or `[address]:port` for IPv6: how logs name a peer.
+std::string peer_name(const asio::ip::address& address, std::uint16_t port);
 
 /// Tells a client it is over a connection limit (ERROR busy, closing) and closes.
 asio::awaitable<void> refuse_busy(stream_socket socket, session_context ctx, session_info info);
