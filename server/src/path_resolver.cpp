@@ -3,9 +3,12 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
+#include <stdexcept>
 #include <string>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <system_error>
 #include <unistd.h>
 #include <vector>
@@ -122,6 +125,10 @@ path_resolver::path_resolver(const std::filesystem::path& root, symlink_policy p
         throw std::system_error(
             errno, std::generic_category(),
             "openat2(RESOLVE_BENEATH) is unavailable (Linux >= 5.6 is required)");
+    // Files are re-opened through /proc/self/fd: it must be the real procfs.
+    struct statfs proc {};
+    if (::statfs("/proc/self/fd", &proc) != 0 || proc.f_type != PROC_SUPER_MAGIC)
+        throw std::runtime_error("/proc is not mounted (procfs is required to open files safely)");
 }
 
 resolved path_resolver::open(std::string_view path, int flags) const {
@@ -158,16 +165,12 @@ namespace {
 /// but the checked inode is ever opened for reading.
 resolved reopen(resolved r, int flags) {
     const std::string self = "/proc/self/fd/" + std::to_string(r.fd.get());
+    // The magic link opens the very inode the O_PATH descriptor holds (the constructor checked
+    // that /proc is procfs), so r.st still describes it.
     unique_fd readable{::open(self.c_str(), flags | O_CLOEXEC | O_NOCTTY)};
     if (!readable)
         return from_errno(errno);
-    struct stat st {};
-    if (::fstat(readable.get(), &st) != 0)
-        return from_errno(errno);
-    if (st.st_ino != r.st.st_ino || st.st_dev != r.st.st_dev)
-        return failure(status::internal_error, "internal error: the file changed while opening it");
     r.fd = std::move(readable);
-    r.st = st;
     return r;
 }
 
