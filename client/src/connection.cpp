@@ -13,6 +13,12 @@ namespace ferry::client {
 using transport::use_nothrow;
 using transport::with_timeout;
 
+namespace {
+/// Replies are read in reads of up to 64 KiB: a small file's header, body and trailer arrive
+/// in one system call.
+constexpr std::size_t read_size = 64 * 1024;
+} // namespace
+
 std::string failure::message() const {
     switch (what) {
     case kind::none:
@@ -67,7 +73,7 @@ asio::awaitable<failure> connection::send(const Message& m) {
 
 template <class Message>
 asio::awaitable<failure> connection::receive(Message& out) {
-    auto r = co_await transport::read_frame(socket_, buffer_, timeouts_.stall);
+    auto r = co_await transport::read_frame(socket_, buffer_, timeouts_.stall, read_size);
     if (r.net) {
         reusable_ = false;
         co_return failure::network(r.net);
@@ -109,7 +115,7 @@ asio::awaitable<failure> connection::list(const std::string& path,
     if (auto f = co_await send(request); f)
         co_return f;
     for (;;) {
-        auto r = co_await transport::read_frame(socket_, buffer_, timeouts_.stall);
+        auto r = co_await transport::read_frame(socket_, buffer_, timeouts_.stall, read_size);
         if (r.net || r.protocol) {
             reusable_ = false;
             co_return r.net ? failure::network(r.net) : failure::protocol(r.protocol);

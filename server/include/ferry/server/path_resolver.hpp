@@ -59,8 +59,10 @@ public:
 
 private:
     resolved open(std::string_view path, int flags) const;
+    resolved reopen(resolved r, int flags) const;
 
     unique_fd root_;
+    unique_fd proc_fds_; ///< /proc/self/fd, where O_PATH descriptors are re-opened
     symlink_policy policy_;
 };
 

@@ -104,11 +104,13 @@ struct read_result {
 };
 
 /// Reads until `buffer` holds one complete frame, for at most `timeout` in total (a peer that
-/// trickles bytes cannot stretch it). Never buffers more than one frame (64 KiB) plus one
-/// read. Cancellation is reported as operation_aborted in `net`.
+/// trickles bytes cannot stretch it). Each read asks for at least `read_size` bytes: what
+/// follows the frame (a body, the next frame) may come along in the same system call. Never
+/// buffers more than one frame (64 KiB) plus one read. Cancellation is reported as
+/// operation_aborted in `net`.
 template <class Stream>
 asio::awaitable<read_result> read_frame(Stream& stream, frame_buffer& buffer,
-                                        clock::duration timeout) {
+                                        clock::duration timeout, std::size_t read_size = 4096) {
     const auto deadline = clock::now() + timeout;
     for (;;) {
         read_result r;
@@ -127,7 +129,7 @@ asio::awaitable<read_result> read_frame(Stream& stream, frame_buffer& buffer,
             r.net = asio::error::timed_out;
             co_return r;
         }
-        auto space = buffer.prepare(std::max<std::size_t>(d.need - buffer.data().size(), 4096));
+        auto space = buffer.prepare(std::max(d.need - buffer.data().size(), read_size));
         auto [ec, n] = detail::try_receive(stream, space);
         if (!ec && n == 0)
             std::tie(ec, n) = co_await with_timeout(
