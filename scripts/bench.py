@@ -260,7 +260,7 @@ def main():
         if want("small"):
             # 3. Small files: requests/s and p99.
             for size, path in (("4 KiB", "4k.bin"), ("64 KiB", "64k.bin")):
-                for conns in ((100, 1000) if size == "4 KiB" else (100,)):
+                for conns in ((100, 1000, 10000) if size == "4 KiB" else (100,)):
                     res = {}
                     def fb():
                         rps, p99, _ = ferry_bench(fport, path, conns, seconds)
