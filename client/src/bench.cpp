@@ -188,6 +188,10 @@ asio::awaitable<void> bench_client(shared_plan& plan, bench_report& stats, unsig
                 co_return;
             auto [f, c] = co_await connection::open(o.targets[0], o.limits);
             if (f) {
+                // With --requests, a failed connection is one of them: a server that refuses
+                // everything ends the run instead of holding it forever.
+                if (o.requests && !plan.next())
+                    co_return;
                 ++stats.errors[static_cast<std::size_t>(classify(f, false))];
                 co_await wait_until(clock::now() +
                                     std::chrono::milliseconds(50)); // no busy loop on refusals

@@ -416,6 +416,15 @@ TEST_F(FerryCli, BenchCountsErrorsByCause) {
     auto i = nlohmann::json::parse(idle.output.substr(idle.output.find('{')));
     EXPECT_EQ(i["held_open"], 0);
     EXPECT_EQ(i["errors"]["reset"], 3);
+    // Nothing listening: with --requests, every refused connection is one of them, and the run
+    // ends (it used to retry forever).
+    const auto gone = url_of(strict, "f");
+    EXPECT_EQ(strict.stop(), 0);
+    auto refused = ferry(work.path(), {"bench", gone, "-c", "2", "-n", "6", "--json"});
+    EXPECT_EQ(refused.code, 1) << refused.output;
+    auto r = nlohmann::json::parse(refused.output.substr(refused.output.find('{')));
+    EXPECT_EQ(r["errors"]["refused"], 6);
+    EXPECT_EQ(r["requests"], 0);
 }
 
 } // namespace
