@@ -414,10 +414,6 @@ asio::awaitable<exchange> serve_request(connection& c, const session_context& ct
     co_return x;
 }
 
-} // namespace
-
-namespace {
-
 void park(connection& c, session_registry& registry, const session_context& ctx);
 
 /// Closes `c` (if its coroutine did not) and logs its end.
@@ -426,10 +422,12 @@ void finish(connection& c, session_registry& registry, const session_context& ct
     c.slot.release(); // before the close, so a client that saw the close may connect again
     error_code ignored;
     c.socket.close(ignored);
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - c.opened).count();
-    ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", c.id, peer_of(c), why, c.requests,
-                 ms);
+    if (ctx.log.should_log(spdlog::level::info)) { // no formatting when the log is off
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - c.opened).count();
+        ctx.log.info("[conn {}] {} closed: {}; {} requests in {} ms", c.id, peer_of(c), why,
+                     c.requests, ms);
+    }
     registry.remove(c);
 }
 
