@@ -530,6 +530,8 @@ struct woken {
         if (c->timed_out)
             return finish(*c, *registry, *ctx,
                           c->requests == 0 ? "request timeout" : "idle timeout");
+        if (registry->cancelling()) // past the drain: no more answers, not even a refusal
+            return finish(*c, *registry, *ctx, "cancelled");
         if (ec && !(ec == asio::error::operation_aborted && registry->draining()))
             return finish(*c, *registry, *ctx, describe(ec));
         // Readable (or draining: the session refuses). End of file shows up as readable too.

@@ -7,7 +7,16 @@ namespace ferry::server {
 
 session_registry::~session_registry() {
     // Normally empty: a parked connection's wait is work, so its io_context ran until it ended.
-    all_.clear_and_dispose([](connection* c) { delete c; });
+    // If it was stopped instead, a wait still in a connection's memory is destroyed with the
+    // io_context, later: such a connection is closed but not freed.
+    all_.clear_and_dispose([](connection* c) {
+        if (!c->wait_memory.in_use()) {
+            delete c;
+            return;
+        }
+        transport::error_code ignored;
+        c->socket.close(ignored);
+    });
 }
 
 connection& session_registry::add(stream_socket socket, std::uint64_t id, std::uint16_t port,
@@ -33,6 +42,15 @@ void session_registry::park(connection& c, wait kind, transport::clock::duration
 
 std::size_t session_registry::parked() const noexcept {
     return parked_[0].size() + parked_[1].size();
+}
+
+std::size_t session_registry::parked_in_place() const noexcept {
+    std::size_t n = 0;
+    for (const auto& list : parked_)
+        for (const auto& c : list)
+            if (c.wait_memory.in_use())
+                ++n;
+    return n;
 }
 
 void session_registry::arm(transport::clock::time_point at) {
@@ -86,6 +104,7 @@ void session_registry::drain() {
 
 void session_registry::cancel_all() {
     draining_ = true;
+    cancelling_ = true;
     wake_parked();
     // Cancelled operations complete later, through the io_context; collect first all the same.
     std::vector<connection*> all;

@@ -37,9 +37,14 @@ TEST_F(SessionTest, IdleConnectionsAreParkedAndTheirWaitsAllocateNothing) {
     // A connection is parked by its coroutine's completion, queued on the server thread after
     // the answer went out: give the queue a bounded number of turns (no sleeping).
     std::size_t parked = 0;
+    std::size_t in_place = 0;
     for (int turn = 0; turn < 1000 && parked < 50; ++turn)
-        h.on_server([&] { parked = h.registry().parked(); });
+        h.on_server([&] {
+            parked = h.registry().parked();
+            in_place = h.registry().parked_in_place();
+        });
     EXPECT_EQ(parked, 50U); // answered, idle: no coroutine, a wait in the connection's memory
+    EXPECT_EQ(in_place, 50U);
     EXPECT_EQ(fs::handler_memory::heap_fallbacks(), fallbacks);
     EXPECT_EQ(clients.front().get("s").body, "s"); // a parked connection wakes for a request
 }
@@ -511,12 +516,17 @@ TEST_F(SessionTest, DrainLetsTransfersFinishAndTurnsIdleConnectionsAway) {
 TEST_F(SessionTest, CancelAllStopsATransferMidBody) {
     write_file(h.root / "big", make_content(64 << 20, 6));
     h.start();
+    auto idle = h.connect();
+    idle.send(fp::stat_request{"big", false});
+    (void)idle.read<fp::stat_reply>();
     auto c = h.connect();
     c.set_receive_buffer(64 * 1024);
     c.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
     (void)c.read<fp::get_header>();
     (void)c.read_body(1 << 20);
     h.on_server([&] { h.registry().cancel_all(); });
+    // Past the drain nobody is answered, not even with shutting_down: the idle one just closes.
+    EXPECT_THROW((void)idle.read_error(), connection_ended);
     std::size_t received = 0;
     try {
         for (;;)

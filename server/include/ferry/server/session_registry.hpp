@@ -98,6 +98,8 @@ private:
     inline static std::atomic<std::size_t> heap_fallbacks_{0};
 
 public:
+    /// An operation's state is in the storage now (a parked wait, pending or completing).
+    bool in_use() const noexcept { return in_use_; }
     /// Allocations that did not fit (process-wide): 0 unless the storage is too small.
     static std::size_t heap_fallbacks() noexcept { return heap_fallbacks_.load(); }
 };
@@ -180,8 +182,12 @@ public:
     void cancel_all();
 
     bool draining() const noexcept { return draining_; }
+    /// cancel_all() ran: connections still to be woken close at once.
+    bool cancelling() const noexcept { return cancelling_; }
     std::size_t size() const noexcept { return size_; }
     std::size_t parked() const noexcept;
+    /// Parked connections whose wait lives in their own handler_memory (for tests).
+    std::size_t parked_in_place() const noexcept;
 
 private:
     using all_list = boost::intrusive::list<
@@ -204,6 +210,7 @@ private:
     bool sweeper_armed_ = false;
     transport::clock::time_point sweeper_at_{};
     bool draining_ = false;
+    bool cancelling_ = false;
 };
 
 } // namespace ferry::server
