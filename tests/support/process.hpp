@@ -4,12 +4,13 @@
 #include "support/temp_dir.hpp"
 
 #include <chrono>
-#include <cstdio>
-#include <exception>
-#include <gtest/gtest.h>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <fcntl.h>
 #include <filesystem>
+#include <gtest/gtest.h>
 #include <optional>
 #include <signal.h>
 #include <spawn.h>
@@ -100,6 +101,7 @@ inline run_result run(const std::vector<std::string>& args,
 /// exists; stopped by its PID when destroyed.
 class ferryd_process {
 public:
+    /// Logs at warn, or at $FERRYD_LOG (e.g. FERRYD_LOG=debug) when chasing a failure.
     ferryd_process(const std::filesystem::path& root, std::vector<std::string> extra = {}) {
         std::vector<std::string> args{
             bin("ferryd"), "--root", root.string(), "--port-file", (dir_ / "port").string(),

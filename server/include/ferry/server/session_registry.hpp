@@ -17,10 +17,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <new>
-#include <string>
+#include <utility>
 
 namespace ferry::server {
 
