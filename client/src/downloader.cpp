@@ -242,7 +242,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
     std::vector<std::byte> buffer(1 << 20);
     unsigned attempt = 0;
     while (!j.stop) {
-        auto r = j.planner.next(id);
+        auto r = j.planner.next();
         if (!r)
             break;
         for (;;) {
@@ -289,7 +289,6 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
     j.pool.give_back(j.u, std::move(conn));
 }
 
-/// The server's digest, fetched on its own connection while the body downloads.
 /// The server's digest, fetched on its own connection while the body downloads. Hashing a large
 /// file takes the server a while before it answers, so this connection waits far longer than
 /// the stall timeout. A failure here does not stop the body: it is judged after the join.
@@ -559,7 +558,7 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
               part,
               state_path,
               std::move(state),
-              segment_planner{missing, workers, o.chunk},
+              segment_planner{missing, o.chunk},
               workers};
         if (o.verify || o.expected) {
             // Verification runs beside the download, hashing the prefix that is complete.

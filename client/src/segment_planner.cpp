@@ -41,53 +41,17 @@ std::vector<byte_range> range_set::missing(std::uint64_t size) const {
     return out;
 }
 
-segment_planner::segment_planner(const std::vector<byte_range>& missing, unsigned workers,
-                                 std::uint64_t chunk)
-    : segments_(std::max(workers, 1U)), queue_(missing), chunk_(std::max<std::uint64_t>(chunk, 1)) {
-    // Deal the missing bytes out in equal shares: split the queue's ranges at share boundaries.
-    std::uint64_t total = 0;
-    for (const auto& r : missing)
-        total += r.size();
-    const std::uint64_t share = (total + segments_.size() - 1) / segments_.size();
-    std::vector<byte_range> pieces;
-    for (auto r : missing) {
-        while (r.size() > share && share > 0) {
-            pieces.push_back({r.begin, r.begin + share});
-            r.begin += share;
-        }
-        if (r.size() > 0)
-            pieces.push_back(r);
-    }
-    queue_ = std::move(pieces);
-    std::reverse(queue_.begin(), queue_.end()); // pop_back hands them out in file order
-}
+segment_planner::segment_planner(const std::vector<byte_range>& missing, std::uint64_t chunk)
+    : queue_(missing.rbegin(), missing.rend()), chunk_(std::max<std::uint64_t>(chunk, 1)) {}
 
-std::optional<byte_range> segment_planner::next(unsigned worker) {
-    auto& mine = segments_.at(worker);
-    if (mine.pos >= mine.end) {
-        if (!returned_.empty()) {
-            auto r = returned_.back();
-            returned_.pop_back();
-            mine = {r.begin, r.end};
-        } else if (!queue_.empty()) {
-            mine = {queue_.back().begin, queue_.back().end};
-            queue_.pop_back();
-        } else {
-            // Steal the tail half of the largest remaining segment, if it is worth a GET.
-            auto victim = std::max_element(
-                segments_.begin(), segments_.end(), [](const segment& a, const segment& b) {
-                    return a.end - std::min(a.pos, a.end) < b.end - std::min(b.pos, b.end);
-                });
-            const std::uint64_t left = victim->end - std::min(victim->pos, victim->end);
-            if (left < 2)
-                return std::nullopt;
-            const std::uint64_t mid = victim->pos + left / 2;
-            mine = {mid, victim->end};
-            victim->end = mid;
-        }
-    }
-    const byte_range r{mine.pos, std::min(mine.end, mine.pos + chunk_)};
-    mine.pos = r.end;
+std::optional<byte_range> segment_planner::next() {
+    while (!queue_.empty() && queue_.back().size() == 0)
+        queue_.pop_back();
+    if (queue_.empty())
+        return std::nullopt;
+    auto& front = queue_.back();
+    const byte_range r{front.begin, std::min(front.end, front.begin + chunk_)};
+    front.begin = r.end;
     return r;
 }
 

@@ -1,4 +1,4 @@
-// segment_planner: splits a download into byte ranges for N connections and rebalances them.
+// segment_planner: hands out a download's missing bytes as chunks, in file order, to N connections.
 #pragma once
 
 #include <cstdint>
@@ -28,28 +28,21 @@ private:
     std::vector<byte_range> ranges_;
 };
 
-/// Each worker owns a segment and asks for it a chunk at a time (one GET each). A worker whose
-/// segment is used up takes a range given back after a failure, or else splits the largest
-/// remaining segment of another worker in two and takes the tail: so the last part of a file is
-/// not left to one slow connection. Single-threaded.
+/// Every connection asks for the next chunk of the file, in file order (one GET each; a
+/// connection retries its own chunk after a failure). In file order, the completed prefix grows
+/// while the download runs (at most one chunk per connection is in flight), so it can be hashed
+/// meanwhile, and no connection is ever left holding a large share: the slowest one delays the
+/// end by at most one chunk. Single-threaded.
 class segment_planner {
 public:
-    /// `missing`: the ranges still to fetch. `chunk`: the most one GET asks for.
-    segment_planner(const std::vector<byte_range>& missing, unsigned workers, std::uint64_t chunk);
+    /// `missing`: the ranges still to fetch, in order. `chunk`: the most one GET asks for.
+    segment_planner(const std::vector<byte_range>& missing, std::uint64_t chunk);
 
-    /// The next chunk for `worker`, or nullopt when nothing is left to hand out.
-    std::optional<byte_range> next(unsigned worker);
-    /// A chunk that failed, to be fetched again by whoever asks next.
-    void give_back(byte_range r) { returned_.push_back(r); }
+    /// The next chunk, or nullopt when nothing is left to hand out.
+    std::optional<byte_range> next();
 
 private:
-    struct segment {
-        std::uint64_t pos = 0;
-        std::uint64_t end = 0;
-    };
-    std::vector<segment> segments_;
-    std::vector<byte_range> queue_; ///< ranges not yet given to any segment
-    std::vector<byte_range> returned_;
+    std::vector<byte_range> queue_; ///< reversed: the back is the next in file order
     std::uint64_t chunk_;
 };
 
