@@ -196,48 +196,45 @@ asio::awaitable<void> wait_forever(bool& finished, error_code& result) {
     finished = true;
 }
 
-/// A registry's connection over one end of a socket pair (the other end is dropped: a parked
-/// wait sees the close as readable, so these tests keep the peer open in `peers`).
-fs::connection& add_connection(asio::io_context& ctx, fs::session_registry& registry,
-                               fs::connection_limits& limits, std::uint64_t id,
-                               std::vector<fs::stream_socket>& peers) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        throw std::system_error(errno, std::generic_category(), "socketpair");
-    const asio::generic::stream_protocol unix_stream{AF_UNIX, 0};
-    fs::stream_socket ours{ctx, unix_stream, sv[0]};
-    peers.emplace_back(ctx, unix_stream, sv[1]);
-    EXPECT_TRUE(limits.try_acquire({}));
-    return registry.add(std::move(ours), id, 0, fs::connection_slot{limits, {}}, 0);
-}
-
-/// Parks `c` and records how its wait ended.
-void park(fs::session_registry& registry, fs::connection& c, fs::session_registry::wait kind,
-          std::chrono::milliseconds timeout, std::vector<std::pair<std::uint64_t, bool>>& ended) {
-    registry.park(c, kind, timeout);
-    c.socket.async_wait(fs::stream_socket::wait_read, [&ended, &c](const error_code& ec) {
-        EXPECT_EQ(ec, asio::error::operation_aborted);
-        fs::session_registry::unpark(c);
-        ended.emplace_back(c.id, c.timed_out);
-    });
-}
-
-TEST(SessionRegistry, OneTimerTimesOutParkedConnectionsInDeadlineOrder) {
+/// A registry with connections over socket pairs (the test keeps the other ends open in
+/// `peers`: a parked wait would see their close as readable).
+struct SessionRegistryTest : ::testing::Test {
     asio::io_context ctx;
     fs::connection_limits limits{10, 0};
-    fs::session_registry registry{ctx};
+    fs::session_registry registry{ctx}; // its connections hold slots of `limits`
     std::vector<fs::stream_socket> peers;
-    std::vector<std::pair<std::uint64_t, bool>> ended;
+    std::vector<std::pair<std::uint64_t, bool>> ended; ///< (id, timed out), as waits end
+
+    fs::connection& add(std::uint64_t id) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+            throw std::system_error(errno, std::generic_category(), "socketpair");
+        const asio::generic::stream_protocol unix_stream{AF_UNIX, 0};
+        fs::stream_socket ours{ctx, unix_stream, sv[0]};
+        peers.emplace_back(ctx, unix_stream, sv[1]);
+        EXPECT_TRUE(limits.try_acquire({}));
+        return registry.add(std::move(ours), id, 0, fs::connection_slot{limits, {}}, 0);
+    }
+
+    /// Parks `c` and records how its wait ends in `ended`.
+    void park(fs::connection& c, fs::session_registry::wait kind,
+              std::chrono::milliseconds timeout) {
+        registry.park(c, kind, timeout);
+        c.socket.async_wait(fs::stream_socket::wait_read, [this, &c](const error_code& ec) {
+            EXPECT_EQ(ec, asio::error::operation_aborted);
+            fs::session_registry::unpark(c);
+            ended.emplace_back(c.id, c.timed_out);
+        });
+    }
+};
+
+TEST_F(SessionRegistryTest, OneTimerTimesOutParkedConnectionsInDeadlineOrder) {
     using wait = fs::session_registry::wait;
     // Keep-alive waits are longer than first-request ones here; the lists interleave.
-    park(registry, add_connection(ctx, registry, limits, 1, peers), wait::keep_alive,
-         std::chrono::milliseconds(300), ended);
-    park(registry, add_connection(ctx, registry, limits, 2, peers), wait::first_request,
-         std::chrono::milliseconds(100), ended);
-    park(registry, add_connection(ctx, registry, limits, 3, peers), wait::keep_alive,
-         std::chrono::milliseconds(300), ended);
-    park(registry, add_connection(ctx, registry, limits, 4, peers), wait::first_request,
-         std::chrono::milliseconds(100), ended);
+    park(add(1), wait::keep_alive, std::chrono::milliseconds(300));
+    park(add(2), wait::first_request, std::chrono::milliseconds(100));
+    park(add(3), wait::keep_alive, std::chrono::milliseconds(300));
+    park(add(4), wait::first_request, std::chrono::milliseconds(100));
     EXPECT_EQ(registry.parked(), 4U);
     EXPECT_EQ(limits.active(), 4U);
     ctx.run_for(std::chrono::seconds(10)); // returns early: nothing is left waiting
@@ -249,15 +246,10 @@ TEST(SessionRegistry, OneTimerTimesOutParkedConnectionsInDeadlineOrder) {
     EXPECT_TRUE(ctx.stopped());
 }
 
-TEST(SessionRegistry, DrainWakesParkedConnectionsAndCancelAllStopsBusyOnes) {
-    asio::io_context ctx;
-    fs::connection_limits limits{10, 0};
-    fs::session_registry registry{ctx};
-    std::vector<fs::stream_socket> peers;
-    std::vector<std::pair<std::uint64_t, bool>> ended;
-    auto& parked = add_connection(ctx, registry, limits, 1, peers);
-    park(registry, parked, fs::session_registry::wait::keep_alive, std::chrono::hours(1), ended);
-    auto& busy = add_connection(ctx, registry, limits, 2, peers);
+TEST_F(SessionRegistryTest, DrainWakesParkedConnectionsAndCancelAllStopsBusyOnes) {
+    auto& parked = add(1);
+    park(parked, fs::session_registry::wait::keep_alive, std::chrono::hours(1));
+    auto& busy = add(2);
     busy.busy = true;
     bool busy_done = false;
     error_code busy_ec;
