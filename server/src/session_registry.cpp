@@ -36,7 +36,7 @@ void session_registry::park(connection& c, wait kind, transport::clock::duration
     c.timed_out = false;
     c.deadline = transport::clock::now() + timeout;
     parked_[static_cast<std::size_t>(kind)].push_back(c);
-    if (!sweeper_armed_ || c.deadline < sweeper_at_)
+    if (!sweeper_armed_ || c.deadline < sweeper_.expiry())
         arm(c.deadline);
 }
 
@@ -55,12 +55,18 @@ std::size_t session_registry::parked_in_place() const noexcept {
 
 void session_registry::arm(transport::clock::time_point at) {
     sweeper_armed_ = true;
-    sweeper_at_ = at;
     sweeper_.expires_at(at); // a wait already pending completes with operation_aborted
     sweeper_.async_wait([this](const transport::error_code& ec) {
         if (!ec)
             sweep();
     });
+}
+
+void session_registry::wake_first(parked_list& list) noexcept {
+    auto& c = list.front();
+    list.pop_front();
+    transport::error_code ignored;
+    c.socket.cancel(ignored); // its wait completes, with operation_aborted
 }
 
 void session_registry::sweep() {
@@ -69,11 +75,8 @@ void session_registry::sweep() {
     std::optional<transport::clock::time_point> next;
     for (auto& list : parked_) {
         while (!list.empty() && list.front().deadline <= now) {
-            auto& c = list.front();
-            list.pop_front();
-            c.timed_out = true;
-            transport::error_code ignored;
-            c.socket.cancel(ignored); // its wait completes, with operation_aborted
+            list.front().timed_out = true;
+            wake_first(list);
         }
         if (!list.empty() && (!next || list.front().deadline < *next))
             next = list.front().deadline;
@@ -84,12 +87,8 @@ void session_registry::sweep() {
 
 void session_registry::wake_parked() {
     for (auto& list : parked_) {
-        while (!list.empty()) {
-            auto& c = list.front();
-            list.pop_front();
-            transport::error_code ignored;
-            c.socket.cancel(ignored);
-        }
+        while (!list.empty())
+            wake_first(list);
     }
     if (sweeper_armed_) {
         sweeper_armed_ = false;

@@ -75,6 +75,11 @@ public:
     handler_memory(const handler_memory&) = delete;
     handler_memory& operator=(const handler_memory&) = delete;
 
+    /// An operation's state is in the storage now (a parked wait, pending or completing).
+    bool in_use() const noexcept { return in_use_; }
+    /// Allocations that did not fit (process-wide): 0 unless the storage is too small.
+    static std::size_t heap_fallbacks() noexcept { return heap_fallbacks_.load(); }
+
     void* allocate(std::size_t size) {
         if (!in_use_ && size <= sizeof storage_) {
             in_use_ = true;
@@ -95,12 +100,6 @@ private:
     alignas(std::max_align_t) unsigned char storage_[104];
     bool in_use_ = false;
     inline static std::atomic<std::size_t> heap_fallbacks_{0};
-
-public:
-    /// An operation's state is in the storage now (a parked wait, pending or completing).
-    bool in_use() const noexcept { return in_use_; }
-    /// Allocations that did not fit (process-wide): 0 unless the storage is too small.
-    static std::size_t heap_fallbacks() noexcept { return heap_fallbacks_.load(); }
 };
 
 /// The allocator that hands out a handler_memory.
@@ -199,6 +198,8 @@ private:
 
     void arm(transport::clock::time_point at);
     void sweep();
+    /// Takes the list's first connection off it and cancels its wait (the handler runs next).
+    static void wake_first(parked_list& list) noexcept;
     /// Cancels every parked wait (their handlers run and see draining()).
     void wake_parked();
 
@@ -207,7 +208,6 @@ private:
     std::array<parked_list, 2> parked_;
     asio::steady_timer sweeper_;
     bool sweeper_armed_ = false;
-    transport::clock::time_point sweeper_at_{};
     bool draining_ = false;
     bool cancelling_ = false;
 };
