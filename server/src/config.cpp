@@ -58,6 +58,14 @@ symlink_policy parse_symlinks(const std::string& s) {
     throw config_error("--symlinks " + s + ": expected deny, inside or follow");
 }
 
+dotfile_policy parse_dotfiles(const std::string& s) {
+    if (s == "deny")
+        return dotfile_policy::deny;
+    if (s == "allow")
+        return dotfile_policy::allow;
+    throw config_error("--dotfiles " + s + ": expected deny or allow");
+}
+
 } // namespace
 
 command_line parse_command_line(int argc, const char* const* argv) {
@@ -76,9 +84,11 @@ command_line parse_command_line(int argc, const char* const* argv) {
         "write the bound port of each --listen, one per line, once serving")(
         "threads", po::value<unsigned>()->default_value(0),
         "I/O threads, one io_context each (0: one per core)")(
-        "symlinks", po::value<std::string>()->default_value("inside"),
-        "deny | inside | follow")("max-connections", po::value<std::size_t>()->default_value(10000),
-                                  "connections served at once; more get 'busy'")(
+        "symlinks", po::value<std::string>()->default_value("inside"), "deny | inside | follow")(
+        "dotfiles", po::value<std::string>()->default_value("deny"),
+        "deny | allow: serve, STAT and list names starting with '.' (.git, .env)")(
+        "max-connections", po::value<std::size_t>()->default_value(10000),
+        "connections served at once; more get 'busy'")(
         "max-connections-per-ip", po::value<std::size_t>()->default_value(0),
         "connections per client address (0: no limit)")(
         "busy-retry-after", po::value<double>()->default_value(1.0),
@@ -150,6 +160,7 @@ command_line parse_command_line(int argc, const char* const* argv) {
     if (c.threads > 1024)
         throw config_error("--threads must be at most 1024");
     c.symlinks = parse_symlinks(vm["symlinks"].as<std::string>());
+    c.dotfiles = parse_dotfiles(vm["dotfiles"].as<std::string>());
     c.max_connections = vm["max-connections"].as<std::size_t>();
     if (c.max_connections == 0)
         throw config_error("--max-connections must be at least 1");

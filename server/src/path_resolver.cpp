@@ -30,6 +30,10 @@ resolved failure(status s, std::string reason) {
     return r;
 }
 
+normalized_path refused(status s, std::string reason) {
+    return {s, {}, std::move(reason), false};
+}
+
 resolved from_errno(int err) {
     switch (err) {
     case ENOENT:
@@ -44,8 +48,9 @@ resolved from_errno(int err) {
         return failure(status::forbidden, "forbidden: permission denied");
     case ENXIO:
         return failure(status::not_regular_file, "not a regular file");
-    case ENAMETOOLONG:
-        return failure(status::bad_request, "bad request: a path component is too long");
+    case ENAMETOOLONG: // normalize bounds segments and the path: the file system's limit is lower
+        return failure(status::bad_request,
+                       "bad request: a path segment is longer than the file system allows");
     default:
         return failure(status::internal_error,
                        std::string{"internal error: "} + std::strerror(err));
@@ -80,39 +85,53 @@ protocol::file_kind kind_of(const struct stat& st) noexcept {
     return protocol::file_kind::other;
 }
 
-normalized_path normalize(std::string_view path, symlink_policy policy) {
+normalized_path normalize(std::string_view path) {
     if (!path.empty() && path.front() == '/')
-        return {status::bad_request, {}};
+        return refused(status::bad_request,
+                       "bad request: the path must be relative to the served root");
     std::vector<std::string_view> parts;
     while (!path.empty()) {
         const auto slash = path.find('/');
         const auto part = path.substr(0, slash);
         path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+        if (part.size() > max_segment_size)
+            return refused(status::bad_request,
+                           "bad request: a path segment is longer than 255 bytes");
         if (part.empty() || part == ".")
             continue;
-        if (part == ".." && policy == symlink_policy::follow) {
-            // Symlinks may point anywhere under "follow", so the kernel cannot keep `..` in
-            // the root for us: resolve it lexically and refuse what would climb out.
+        if (part == "..") {
             if (parts.empty())
-                return {status::forbidden, {}};
+                return refused(status::forbidden, "forbidden: the path leaves the served root");
             parts.pop_back();
             continue;
         }
         parts.push_back(part);
     }
     if (parts.empty())
-        return {status::ok, "."};
-    std::string out;
+        return {status::ok, ".", {}};
+    normalized_path n;
     for (auto p : parts) {
-        if (!out.empty())
-            out += '/';
-        out += p;
+        if (!n.path.empty())
+            n.path += '/';
+        n.path += p;
+        n.dotfile = n.dotfile || is_dotfile(p);
     }
-    return {status::ok, std::move(out)};
+    if (n.path.size() > max_resolvable_path_size)
+        return refused(status::too_large,
+                       "too large: the path is " + std::to_string(n.path.size()) +
+                           " bytes without its empty and dot segments; this server resolves at "
+                           "most " +
+                           std::to_string(max_resolvable_path_size));
+    return n;
 }
 
-path_resolver::path_resolver(const std::filesystem::path& root, symlink_policy policy)
-    : policy_(policy) {
+bool is_dotfile(std::string_view name) noexcept {
+    return !name.empty() && name.front() == '.' && name != "." && name != "..";
+}
+
+path_resolver::path_resolver(const std::filesystem::path& root, symlink_policy policy,
+                             dotfile_policy dotfiles)
+    : policy_(policy), dotfiles_(dotfiles) {
     root_.reset(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root_)
         throw std::system_error(errno, std::generic_category(),
@@ -134,14 +153,17 @@ path_resolver::path_resolver(const std::filesystem::path& root, symlink_policy p
 }
 
 resolved path_resolver::open(std::string_view path, int flags) const {
-    auto n = normalize(path, policy_);
+    auto n = normalize(path);
     if (n.status != status::ok)
-        return failure(n.status, n.status == status::forbidden
-                                     ? "forbidden: the path leaves the served root"
-                                     : "bad request: the path must be relative to the served root");
+        return failure(n.status, std::move(n.reason));
+    // Decided from the name alone, so the answer is the same whether the dotfile exists or not.
+    if (n.dotfile && dotfiles_ == dotfile_policy::deny)
+        return failure(status::forbidden, "forbidden: dotfiles are not served");
     open_how how{};
     how.flags = static_cast<__u64>(flags | O_CLOEXEC); // openat2 refuses O_NOCTTY with O_PATH
     how.resolve = RESOLVE_NO_MAGICLINKS;
+    // The path holds no `..` any more; RESOLVE_BENEATH keeps the walk, symlinks included, in
+    // the root (the real guard). Under "follow" symlinks may point anywhere, by choice.
     if (policy_ != symlink_policy::follow)
         how.resolve |= RESOLVE_BENEATH;
     if (policy_ == symlink_policy::deny)

@@ -72,7 +72,7 @@ asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp
 
 server::server(server_config config, server_loggers loggers)
     : config_(std::move(config)), log_(std::move(loggers)),
-      resolver_(config_.root, config_.symlinks),
+      resolver_(config_.root, config_.symlinks, config_.dotfiles),
       digests_(config_.digest_threads, config_.digest_cache_entries),
       limits_(config_.max_connections, config_.max_connections_per_ip),
       session_ctx_{config_, resolver_, digests_, *log_.session, *log_.access} {

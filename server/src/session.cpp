@@ -1,6 +1,7 @@
 #include "ferry/server/session.hpp"
 
 #include "ferry/protocol/errc.hpp"
+#include "ferry/protocol/text.hpp"
 #include "ferry/server/offload.hpp"
 #include "ferry/transport/frame_io.hpp"
 #include "ferry/transport/with_timeout.hpp"
@@ -171,7 +172,8 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     auto file = ctx.resolver.open_file(req.path);
     if (file.status != fp::status::ok) {
         x.status = file.status;
-        x.keep_open = !co_await send_error(socket, ctx, file.status, file.reason + ": " + req.path);
+        x.keep_open = !co_await send_error(socket, ctx, file.status,
+                                           file.reason + ": " + fp::escape_for_terminal(req.path));
         co_return x;
     }
     const auto size = static_cast<std::uint64_t>(file.st.st_size);
@@ -179,15 +181,16 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     if (req.if_identity && *req.if_identity != identity) {
         x.status = fp::status::changed;
         x.keep_open = !co_await send_error(socket, ctx, x.status,
-                                           "changed: " + req.path + " is not the expected version");
+                                           "changed: " + fp::escape_for_terminal(req.path) +
+                                               " is not the expected version");
         co_return x;
     }
     if (req.offset > size) {
         x.status = fp::status::range_not_satisfiable;
-        x.keep_open = !co_await send_error(socket, ctx, x.status,
-                                           "range not satisfiable: offset " +
-                                               std::to_string(req.offset) + " is beyond the " +
-                                               std::to_string(size) + "-byte file " + req.path);
+        x.keep_open = !co_await send_error(
+            socket, ctx, x.status,
+            "range not satisfiable: offset " + std::to_string(req.offset) + " is beyond the " +
+                std::to_string(size) + "-byte file " + fp::escape_for_terminal(req.path));
         co_return x;
     }
     const std::uint64_t length = std::min(req.length, size - req.offset);
@@ -239,8 +242,8 @@ asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_contex
         target = ctx.resolver.stat_path(req.path);
     if (target.status != fp::status::ok) {
         x.status = target.status;
-        x.keep_open =
-            !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
+        x.keep_open = !co_await send_error(
+            socket, ctx, target.status, target.reason + ": " + fp::escape_for_terminal(req.path));
         co_return x;
     }
     fp::stat_reply reply{kind_of(target.st), make_identity(target.st),
@@ -253,8 +256,10 @@ asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_contex
             x.keep_open = !co_await send_error(
                 socket, ctx, x.status,
                 x.status == fp::status::changed
-                    ? "changed: " + req.path + " changed while its digest was computed; retry"
-                    : "internal error: reading " + req.path + ": " + d.ec.message());
+                    ? "changed: " + fp::escape_for_terminal(req.path) +
+                          " changed while its digest was computed; retry"
+                    : "internal error: reading " + fp::escape_for_terminal(req.path) + ": " +
+                          d.ec.message());
             co_return x;
         }
         reply.sha256 = d.digest;
@@ -268,14 +273,15 @@ asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_contex
 using dir_ptr = std::shared_ptr<DIR>;
 
 /// Reads the next entries of `dir` that fit in one LIST_ENTRIES frame (blocking: runs on the
-/// worker pool). `done` is set at the end of the directory.
+/// worker pool), leaving out those `resolver` does not list (dotfiles under --dotfiles=deny).
+/// `done` is set at the end of the directory.
 struct list_batch {
     fp::list_entries frame;
     bool done = false;
     int error = 0;
 };
 
-list_batch read_batch(const dir_ptr& dir) {
+list_batch read_batch(const dir_ptr& dir, const path_resolver& resolver) {
     list_batch b;
     std::size_t size = fp::encoded_size(b.frame);
     // Stop while a largest-possible entry still fits, so no entry is ever read and dropped.
@@ -292,6 +298,8 @@ list_batch read_batch(const dir_ptr& dir) {
         const std::string_view name{d->d_name};
         if (name == "." || name == ".." || !fp::is_valid_utf8(name))
             continue; // non-UTF-8 names could not be requested anyway (docs/protocol.md 6)
+        if (!resolver.lists(name))
+            continue; // nor could dotfiles under --dotfiles=deny
         struct stat st {};
         if (::fstatat(::dirfd(dir.get()), d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue; // removed since readdir
@@ -309,8 +317,8 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
     auto target = ctx.resolver.open_directory(req.path);
     if (target.status != fp::status::ok) {
         x.status = target.status;
-        x.keep_open =
-            !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
+        x.keep_open = !co_await send_error(
+            socket, ctx, target.status, target.reason + ": " + fp::escape_for_terminal(req.path));
         co_return x;
     }
     dir_ptr dir{::fdopendir(target.fd.get()), [](DIR* d) {
@@ -320,14 +328,15 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
     if (!dir) {
         x.status = fp::status::internal_error;
         x.keep_open = !co_await send_error(socket, ctx, x.status,
-                                           "internal error: cannot read directory " + req.path);
+                                           "internal error: cannot read directory " +
+                                               fp::escape_for_terminal(req.path));
         co_return x;
     }
     (void)target.fd.release(); // the DIR owns the descriptor now
     // Directory reads may block on the disk: they run on the worker pool, a frame's worth at a
     // time, so a huge directory never stalls this thread. (The function is a named local: GCC 12
     // destroys some temporaries of a co_await expression twice.)
-    const auto next_batch = [dir] { return read_batch(dir); };
+    const auto next_batch = [dir, &resolver = ctx.resolver] { return read_batch(dir, resolver); };
     for (;;) {
         auto batch = co_await offload(ctx.digests.pool().get_executor(), next_batch);
         if (!batch.frame.entries.empty()) {
@@ -407,7 +416,7 @@ asio::awaitable<exchange> serve_request(connection& c, const session_context& ct
             x.range ? fmt::format("{}-{}/{}", (*x.range)[0], (*x.range)[1], (*x.range)[2])
                     : std::string{"-"};
         ctx.access.info("[conn {}] {} {} \"{}\" {} {} {} {:.3f}ms", c.id, peer_of(c),
-                        method_name(type), path, range, x.bytes,
+                        method_name(type), fp::escape_for_log(path), range, x.bytes,
                         x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
                         static_cast<double>(micros) / 1000.0);
     }
@@ -505,7 +514,8 @@ struct served {
             try {
                 std::rethrow_exception(e);
             } catch (const std::exception& ex) {
-                ctx->log.error("[conn {}] session failed: {}", c->id, ex.what());
+                ctx->log.error("[conn {}] session failed: {}", c->id,
+                               fp::escape_for_log(ex.what()));
             }
             finish(*c, *registry, *ctx, "internal error");
         } else if (why) {

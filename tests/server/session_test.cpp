@@ -374,6 +374,152 @@ TEST_F(SessionTest, ListStreamsLargeDirectoriesCompletely) {
     EXPECT_EQ(c.read<fp::list_end>().entry_count, 1U);
 }
 
+/// A control character of any kind: C0, DEL, or C1 (U+0080..U+009F, encoded C2 80..C2 9F).
+bool has_control(std::string_view text) {
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto b = static_cast<unsigned char>(text[i]);
+        if (b < 0x20 || b == 0x7F ||
+            (b == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9F))
+            return true;
+    }
+    return false;
+}
+
+TEST_F(SessionTest, PathsEchoedInErrorTextsAreEscaped) {
+    write_file(h.root / "f", "0123456789");
+    h.start();
+    auto c = h.connect();
+    const std::string forged = "a\n[conn 9] 127.0.0.1:1 GET \"x\" - 0 ok 0.1ms";
+    c.send(fp::get_request{forged, 0, fp::to_end, std::nullopt});
+    auto e = c.read_error();
+    EXPECT_EQ(e.code, status::not_found);
+    EXPECT_EQ(e.message, "not found: a\\n[conn 9] 127.0.0.1:1 GET \"x\" - 0 ok 0.1ms");
+    // Every answer that echoes a path: GET, STAT and LIST refusals, a range, a version guard.
+    const std::string hostile = "x\r\x1b[2J\xc2\x9b"
+                                "31m\x7f\t";
+    for (const auto& m :
+         {any_message{fp::get_request{hostile, 0, fp::to_end, std::nullopt}},
+          any_message{fp::stat_request{hostile, true}}, any_message{fp::list_request{hostile}},
+          any_message{fp::get_request{"f", 11, fp::to_end, std::nullopt}},
+          any_message{fp::get_request{"f", 0, fp::to_end, fp::file_identity{}}}}) {
+        c.send_raw(encode_exact(m));
+        e = c.read_error();
+        EXPECT_FALSE(has_control(e.message)) << e.message;
+        EXPECT_FALSE(e.closing);
+    }
+    c.send(fp::stat_request{hostile, false});
+    EXPECT_EQ(c.read_error().message, "not found: x\\r\\x1b[2J\\u{9b}31m\\x7f\\t");
+    EXPECT_EQ(c.get("f").body, "0123456789"); // the connection still works
+}
+
+TEST_F(SessionTest, DotSegmentsAreRemovedBeforeTheLookup) {
+    write_file(h.root / "hello.txt", "hello");
+    write_file(h.root / "a/b", "b");
+    h.start();
+    auto c = h.connect();
+    for (const auto* path : {"nope/../hello.txt", "./hello.txt", "a/../hello.txt",
+                             "a/./b/../../hello.txt", "a//b/../../hello.txt"}) {
+        SCOPED_TRACE(path);
+        EXPECT_EQ(c.get(path).body, "hello");
+    }
+    EXPECT_EQ(c.get("a/./b").body, "b");
+    for (const auto* path : {"../x", "a/../../x", "a/b/../../.."}) {
+        SCOPED_TRACE(path);
+        c.send(fp::get_request{path, 0, fp::to_end, std::nullopt});
+        auto e = c.read_error();
+        EXPECT_EQ(e.code, status::forbidden);
+        EXPECT_EQ(e.message, std::string{"forbidden: the path leaves the served root: "} + path);
+    }
+}
+
+TEST_F(SessionTest, LegalButOverlongPathsGetAnAccurateAnswer) {
+    h.start();
+    auto c = h.connect();
+    c.send(fp::stat_request{std::string(256, 'n'), false});
+    auto e = c.read_error();
+    EXPECT_EQ(e.code, status::bad_request);
+    EXPECT_EQ(e.message.rfind("bad request: a path segment is longer than 255 bytes: nnn", 0), 0U)
+        << e.message;
+    EXPECT_FALSE(e.closing);
+    std::string longest;
+    while (longest.size() < 4095)
+        longest += "a/";
+    longest.back() = 'b'; // 4,096 bytes, the protocol's maximum
+    ASSERT_EQ(longest.size(), fp::max_path_size);
+    c.send(fp::get_request{longest, 0, fp::to_end, std::nullopt});
+    e = c.read_error();
+    EXPECT_EQ(e.code, status::too_large);
+    EXPECT_EQ(e.message.rfind("too large: the path is 4096 bytes without its empty and dot "
+                              "segments; this server resolves at most 4095: a/a/",
+                              0),
+              0U)
+        << e.message;
+    EXPECT_FALSE(e.closing);
+    c.send(fp::list_request{longest.substr(0, 4095)}); // reaches the kernel: a/a does not exist
+    EXPECT_EQ(c.read_error().code, status::not_found);
+}
+
+/// The names of a LIST of `path`, and checks that LIST_END counts them.
+std::set<std::string> list_names(test_client& c, const std::string& path) {
+    c.send(fp::list_request{path});
+    std::set<std::string> names;
+    for (;;) {
+        auto d = c.read_frame();
+        if (auto* e = std::get_if<fp::list_entries>(&d.message)) {
+            for (const auto& x : e->entries)
+                names.insert(x.name);
+            continue;
+        }
+        auto end = std::get<fp::list_end>(d.message);
+        EXPECT_EQ(end.code, status::ok);
+        EXPECT_EQ(end.entry_count, names.size());
+        return names;
+    }
+}
+
+void write_dotfiles(const std::filesystem::path& root) {
+    write_file(root / ".env", "SECRET=1");
+    write_file(root / ".git/config", "[core]");
+    write_file(root / "dir/.hidden", "hidden");
+    write_file(root / "dir/shown", "shown");
+    write_file(root / "visible", "visible");
+}
+
+TEST_F(SessionTest, DotfilesAreNeitherServedNorStatedNorListed) {
+    write_dotfiles(h.root.path());
+    h.start();
+    auto c = h.connect();
+    for (const auto* path : {".env", ".git/config", "dir/.hidden", ".absent", "dir/../.env"}) {
+        SCOPED_TRACE(path);
+        c.send(fp::get_request{path, 0, fp::to_end, std::nullopt});
+        auto e = c.read_error();
+        EXPECT_EQ(e.code, status::forbidden);
+        EXPECT_EQ(e.message, std::string{"forbidden: dotfiles are not served: "} + path);
+        EXPECT_FALSE(e.closing);
+        c.send(fp::stat_request{path, true});
+        EXPECT_EQ(c.read_error().code, status::forbidden);
+    }
+    c.send(fp::list_request{".git"});
+    EXPECT_EQ(c.read_error().code, status::forbidden);
+    EXPECT_EQ(list_names(c, ""), (std::set<std::string>{"dir", "visible"}));
+    EXPECT_EQ(list_names(c, "dir"), (std::set<std::string>{"shown"}));
+    EXPECT_EQ(c.get("dir/shown").body, "shown");
+}
+
+TEST_F(SessionTest, DotfilesAllowServesAndListsThem) {
+    write_dotfiles(h.root.path());
+    h.config.dotfiles = fs::dotfile_policy::allow;
+    h.start();
+    auto c = h.connect();
+    EXPECT_EQ(c.get(".env").body, "SECRET=1");
+    EXPECT_EQ(c.get(".git/config").body, "[core]");
+    EXPECT_EQ(c.get("dir/.hidden").body, "hidden");
+    c.send(fp::stat_request{".git", false});
+    EXPECT_EQ(c.read<fp::stat_reply>().kind, fp::file_kind::directory);
+    EXPECT_EQ(list_names(c, ""), (std::set<std::string>{".env", ".git", "dir", "visible"}));
+    EXPECT_EQ(list_names(c, "dir"), (std::set<std::string>{".hidden", "shown"}));
+}
+
 TEST_F(SessionTest, RequestTimeoutClosesASlowlorisConnection) {
     h.config.request_timeout = std::chrono::milliseconds(300);
     h.config.idle_timeout = std::chrono::seconds(600); // so only the request timeout can close

@@ -33,28 +33,73 @@ using ferry::transport::use_nothrow;
 
 // ---- path_resolver --------------------------------------------------------------------------
 
-TEST(Normalize, RelativePathsOnlyEmptyAndDotComponentsDropped) {
+TEST(Normalize, DotSegmentsAreRemovedLexicallyAndMayNotClimbAboveTheRoot) {
     struct row {
-        const char* in;
+        std::string in;
         fp_status status;
-        const char* out;
+        std::string out;
+        bool dotfile = false;
     };
-    for (const auto& r :
-         {row{"", fp_status::ok, "."}, row{"a", fp_status::ok, "a"},
-          row{"a//b/", fp_status::ok, "a/b"}, row{"./a/./b/.", fp_status::ok, "a/b"},
-          row{"a/../b", fp_status::ok, "a/../b"}, row{"/a", fp_status::bad_request, ""},
-          row{"//a", fp_status::bad_request, ""}, row{"..", fp_status::ok, ".."}}) {
-        auto n = fs::normalize(r.in, fs::symlink_policy::inside);
-        EXPECT_EQ(n.status, r.status) << r.in;
+    const std::vector<row> rows{
+        {"", fp_status::ok, "."},
+        {"a", fp_status::ok, "a"},
+        {"a//b", fp_status::ok, "a/b"},
+        {"a//b/", fp_status::ok, "a/b"},
+        {"./hello.txt", fp_status::ok, "hello.txt"},
+        {"a/./b", fp_status::ok, "a/b"},
+        {"./a/./b/.", fp_status::ok, "a/b"},
+        {"a/../b", fp_status::ok, "b"},
+        {"nope/../hello.txt", fp_status::ok, "hello.txt"},
+        {"a/b/../../c", fp_status::ok, "c"},
+        {"a/b/../..", fp_status::ok, "."},
+        {"a/..", fp_status::ok, "."},
+        {"../x", fp_status::forbidden, ""},
+        {"a/../../x", fp_status::forbidden, ""},
+        {"..", fp_status::forbidden, ""},
+        {"./..", fp_status::forbidden, ""},
+        {"/a", fp_status::bad_request, ""},
+        {"//a", fp_status::bad_request, ""},
+        {".env", fp_status::ok, ".env", true},
+        {"a/.git/config", fp_status::ok, "a/.git/config", true},
+        {"dir/.hidden", fp_status::ok, "dir/.hidden", true},
+        {"..b/c", fp_status::ok, "..b/c", true},
+        {".env/../a", fp_status::ok, "a"},
+        {"a./b", fp_status::ok, "a./b"},
+        {std::string(255, 'a'), fp_status::ok, std::string(255, 'a')},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.in);
+        const auto n = fs::normalize(r.in);
+        EXPECT_EQ(n.status, r.status) << n.reason;
         if (n.status == fp_status::ok) {
-            EXPECT_EQ(n.path, r.out) << r.in;
+            EXPECT_EQ(n.path, r.out);
+            EXPECT_EQ(n.dotfile, r.dotfile);
         }
     }
-    // Under "follow" the kernel cannot keep `..` inside, so it is resolved lexically.
-    EXPECT_EQ(fs::normalize("a/../b", fs::symlink_policy::follow).path, "b");
-    EXPECT_EQ(fs::normalize("a/b/../..", fs::symlink_policy::follow).path, ".");
-    EXPECT_EQ(fs::normalize("..", fs::symlink_policy::follow).status, fp_status::forbidden);
-    EXPECT_EQ(fs::normalize("a/../../b", fs::symlink_policy::follow).status, fp_status::forbidden);
+    EXPECT_EQ(fs::normalize("a/../../x").reason, "forbidden: the path leaves the served root");
+    EXPECT_EQ(fs::normalize("/a").reason,
+              "bad request: the path must be relative to the served root");
+}
+
+TEST(Normalize, OverlongSegmentsAndPathsGetAccurateReasons) {
+    const auto segment = fs::normalize("dir/" + std::string(256, 'a'));
+    EXPECT_EQ(segment.status, fp_status::bad_request);
+    EXPECT_EQ(segment.reason, "bad request: a path segment is longer than 255 bytes");
+    // 4,096 bytes, the protocol's maximum, every segment short: one byte more than PATH_MAX
+    // leaves room for (it counts the NUL).
+    std::string longest;
+    while (longest.size() < 4094)
+        longest += "a/";
+    longest += "bb";
+    ASSERT_EQ(longest.size(), 4096U);
+    const auto path = fs::normalize(longest);
+    EXPECT_EQ(path.status, fp_status::too_large);
+    EXPECT_EQ(path.reason, "too large: the path is 4096 bytes without its empty and dot "
+                           "segments; this server resolves at most 4095");
+    longest.pop_back();
+    EXPECT_EQ(fs::normalize(longest).status, fp_status::ok); // 4,095 bytes
+    longest = "./" + longest.substr(2) + "/";
+    EXPECT_EQ(fs::normalize(longest).status, fp_status::ok) << "dot segments do not count";
 }
 
 struct ResolverTest : ::testing::Test {
@@ -64,6 +109,8 @@ struct ResolverTest : ::testing::Test {
         write_file(outside / "secret", "secret");
         write_file(root / "file.txt", "content");
         write_file(root / "dir/nested.txt", "nested");
+        write_file(root / "dir/sub/deep.txt", "deep");
+        std::filesystem::create_symlink("dir/sub", root / "sublink");
         std::filesystem::create_symlink("file.txt", root / "link_inside");
         std::filesystem::create_symlink("dir", root / "dirlink_inside");
         std::filesystem::create_symlink(outside / "secret", root / "link_absolute_out");
@@ -98,6 +145,13 @@ TEST_F(ResolverTest, HostileNamesNeverOpenAnythingOutsideTheRoot) {
         {"link_inside", fp_status::ok},
         {"dirlink_inside/nested.txt", fp_status::ok},
         {"dir/../file.txt", fp_status::ok},
+        {"nope/../file.txt", fp_status::ok},
+        {"dir/nested.txt/../../file.txt", fp_status::ok},
+        {"dirlink_inside/../file.txt", fp_status::ok},
+        {"sublink/deep.txt", fp_status::ok},
+        // Lexical: `sublink/..` is the root, not dir/ (where the kernel would take it).
+        {"sublink/../file.txt", fp_status::ok},
+        {"sublink/../nested.txt", fp_status::not_found},
         {"../" + outside.path().filename().string() + "/secret", fp_status::forbidden},
         {"..", fp_status::forbidden},
         {"dir/../../etc/passwd", fp_status::forbidden},
@@ -143,6 +197,52 @@ TEST_F(ResolverTest, DenyRefusesEverySymlinkFollowFollowsThem) {
     EXPECT_EQ(follow.open_file("link_absolute_out").status, fp_status::ok);
     EXPECT_EQ(follow.open_file("magic").status, fp_status::forbidden); // never magic links
     EXPECT_EQ(follow.open_file("../x").status, fp_status::forbidden);
+}
+
+TEST_F(ResolverTest, OverlongNamesAreRefusedWithAnAccurateReason) {
+    fs::path_resolver r{root.path(), fs::symlink_policy::inside};
+    auto segment = r.open_file("dir/" + std::string(256, 'a'));
+    EXPECT_EQ(segment.status, fp_status::bad_request);
+    EXPECT_EQ(segment.reason, "bad request: a path segment is longer than 255 bytes");
+    EXPECT_EQ(r.open_file(std::string(255, 'a')).status, fp_status::not_found);
+    std::string longest;
+    while (longest.size() < 4092)
+        longest += "dir/";
+    longest += "abcd"; // 4,096 bytes: legal in the protocol, one too many for the kernel
+    auto path = r.stat_path(longest);
+    EXPECT_EQ(path.status, fp_status::too_large);
+    EXPECT_NE(path.reason.find("the path is 4096 bytes"), std::string::npos) << path.reason;
+    // One byte shorter reaches the kernel, which looks it up (dir/dir does not exist).
+    EXPECT_EQ(r.stat_path(longest.substr(0, 4095)).status, fp_status::not_found);
+}
+
+TEST_F(ResolverTest, DotfilesAreRefusedByNameUnlessAllowed) {
+    write_file(root / ".env", "SECRET=1");
+    write_file(root / ".git/config", "[core]");
+    write_file(root / "dir/.hidden", "hidden");
+    fs::path_resolver deny{root.path(), fs::symlink_policy::inside};
+    for (const auto* path : {".env", ".git/config", "dir/.hidden", ".missing", "dir/../.env",
+                             "./.env", "nope/.git/config"}) {
+        SCOPED_TRACE(path);
+        const auto f = deny.open_file(path);
+        EXPECT_EQ(f.status, fp_status::forbidden); // the same answer whether it exists or not
+        EXPECT_EQ(f.reason, "forbidden: dotfiles are not served");
+        EXPECT_FALSE(f.fd);
+        EXPECT_EQ(deny.stat_path(path).status, fp_status::forbidden);
+    }
+    EXPECT_EQ(deny.open_directory(".git").status, fp_status::forbidden);
+    EXPECT_EQ(deny.open_file(".env/../file.txt").status, fp_status::ok); // names file.txt
+    EXPECT_FALSE(deny.lists(".env"));
+    EXPECT_TRUE(deny.lists("file.txt"));
+    EXPECT_TRUE(deny.lists("a.b"));
+
+    fs::path_resolver allow{root.path(), fs::symlink_policy::inside, fs::dotfile_policy::allow};
+    EXPECT_EQ(allow.open_file(".env").status, fp_status::ok);
+    EXPECT_EQ(allow.open_file(".git/config").status, fp_status::ok);
+    EXPECT_EQ(allow.open_file("dir/.hidden").status, fp_status::ok);
+    EXPECT_EQ(allow.open_directory(".git").status, fp_status::ok);
+    EXPECT_EQ(allow.open_file(".missing").status, fp_status::not_found);
+    EXPECT_TRUE(allow.lists(".env"));
 }
 
 TEST_F(ResolverTest, DirectoriesAndStat) {
@@ -365,6 +465,8 @@ TEST(Config, DefaultsAndListenAddresses) {
     EXPECT_EQ(c.listen[0].port(), 7878);
     EXPECT_EQ(c.listen[0].address().to_string(), "127.0.0.1");
     EXPECT_EQ(c.symlinks, fs::symlink_policy::inside);
+    EXPECT_EQ(c.dotfiles, fs::dotfile_policy::deny);
+    EXPECT_EQ(parse({"--dotfiles=allow"}).config->dotfiles, fs::dotfile_policy::allow);
     EXPECT_EQ(c.drain_timeout, std::chrono::seconds(30));
     auto v6 = fs::parse_listen_address("[::1]:0");
     EXPECT_TRUE(v6.address().is_v6());
@@ -396,6 +498,7 @@ TEST(Config, TheExampleFileSetsEveryOptionToItsDefault) {
 
 TEST(Config, BadValuesAreClearErrors) {
     EXPECT_THROW(parse({"--symlinks", "sometimes"}), fs::config_error);
+    EXPECT_THROW(parse({"--dotfiles", "yes"}), fs::config_error);
     EXPECT_THROW(parse({"--request-timeout", "0"}), fs::config_error);
     EXPECT_THROW(parse({"--max-connections", "0"}), fs::config_error);
     EXPECT_THROW(parse({"--threads", "x"}), fs::config_error);

@@ -59,7 +59,8 @@ public:
     void start() {
         // As in ferryd's main: sendfile to a closed peer must give EPIPE, not kill the tests.
         std::signal(SIGPIPE, SIG_IGN);
-        resolver_ = std::make_unique<fs::path_resolver>(config.root, config.symlinks);
+        resolver_ =
+            std::make_unique<fs::path_resolver>(config.root, config.symlinks, config.dotfiles);
         digests_ = std::make_unique<fs::digest_service>(config.digest_threads,
                                                         config.digest_cache_entries);
         limits_ = std::make_unique<fs::connection_limits>(config.max_connections,

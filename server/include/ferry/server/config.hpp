@@ -20,6 +20,12 @@ enum class symlink_policy {
     follow, ///< symlinks are followed anywhere; `..` in the request still may not leave the root
 };
 
+/// Whether dotfiles (a path segment or name starting with '.': `.git`, `.env`) are served.
+enum class dotfile_policy {
+    deny,  ///< not served, not STATed (forbidden) and not listed
+    allow, ///< served like any other name
+};
+
 struct server_config {
     std::filesystem::path root = ".";
     std::vector<boost::asio::ip::tcp::endpoint> listen; ///< default 127.0.0.1:7878
@@ -34,6 +40,7 @@ struct server_config {
     std::chrono::milliseconds drain_timeout{30000};
     std::uint64_t rate_limit = 0; ///< bytes/s per connection; 0: unlimited
     symlink_policy symlinks = symlink_policy::inside;
+    dotfile_policy dotfiles = dotfile_policy::deny;
     unsigned digest_threads = 2;
     std::size_t digest_cache_entries = 4096;
     std::string log_level = "info";
