@@ -2,9 +2,11 @@
 #include "support/process.hpp"
 #include "support/test_client.hpp"
 
+#include <algorithm>
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
 #include <regex>
+#include <set>
 #include <sys/resource.h>
 #include <thread>
 
@@ -276,6 +278,72 @@ TEST(Ferryd, ConfigFileAndAccessLog) {
     const auto log = read_file(etc / "access.log");
     EXPECT_NE(log.find("GET \"hello.txt\" 0-5/5 5 ok"), std::string::npos) << log;
     EXPECT_NE(log.find("GET \"nope\" - 0 not found"), std::string::npos) << log;
+}
+
+TEST(Ferryd, APathCannotForgeAnAccessLogLine) {
+    temp_dir root;
+    temp_dir logs;
+    write_file(root / "hello.txt", "hello");
+    const auto access_log = logs / "access.log";
+    ferryd_process server{root.path(), {"--access-log", access_log.string()}};
+    auto c = test_client::connect(server.port());
+    const std::string forged = "a\n[conn 9] 127.0.0.1:1 GET \"x\" - 0 ok 0.1ms";
+    c.send(fp::get_request{forged, 0, fp::to_end, std::nullopt});
+    auto e = c.read_error();
+    EXPECT_EQ(e.code, status::not_found);
+    EXPECT_EQ(e.message.find('\n'), std::string::npos) << e.message;
+    c.send(fp::stat_request{"b\rc\x1b[2J", false});
+    EXPECT_EQ(c.read_error().message, "not found: b\\rc\\x1b[2J");
+    EXPECT_EQ(c.get("hello.txt").body, "hello");
+    c.close();
+    EXPECT_EQ(server.stop(), 0); // the log is complete once ferryd has exited
+    const auto log = read_file(access_log);
+    // One line per request, each a whole access line; the forged one inside its quotes.
+    const std::regex line{R"(\[[^\]]+\] \[access\] \[info\] \[conn 1\] 127\.0\.0\.1:[0-9]+ )"
+                          R"((GET|STAT) "([^"\\]|\\.)*" [^"]*\n)"};
+    std::size_t lines = 0;
+    for (std::sregex_iterator it{log.begin(), log.end(), line}, end; it != end; ++it)
+        ++lines;
+    EXPECT_EQ(lines, 3U) << log;
+    EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 3) << log;
+    EXPECT_NE(log.find(R"(GET "a\n[conn 9] 127.0.0.1:1 GET \"x\" - 0 ok 0.1ms" - 0 not found )"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find(R"(STAT "b\rc\x1b[2J" - 0 not found )"), std::string::npos) << log;
+}
+
+TEST(Ferryd, DotfilesOnlyWithDotfilesAllow) {
+    temp_dir root;
+    write_file(root / ".env", "SECRET=1");
+    write_file(root / ".git/config", "[core]");
+    write_file(root / "visible", "visible");
+    for (bool allow : {false, true}) {
+        SCOPED_TRACE(allow ? "--dotfiles=allow" : "default");
+        ferryd_process server{root.path(), allow ? std::vector<std::string>{"--dotfiles=allow"}
+                                                 : std::vector<std::string>{}};
+        auto c = test_client::connect(server.port());
+        if (allow) {
+            EXPECT_EQ(c.get(".env").body, "SECRET=1");
+            EXPECT_EQ(c.get(".git/config").body, "[core]");
+        } else {
+            c.send(fp::get_request{".git/config", 0, fp::to_end, std::nullopt});
+            auto e = c.read_error();
+            EXPECT_EQ(e.code, status::forbidden);
+            EXPECT_EQ(e.message, "forbidden: dotfiles are not served: .git/config");
+        }
+        c.send(fp::list_request{""});
+        auto listed = c.read<fp::list_entries>();
+        EXPECT_EQ(c.read<fp::list_end>().entry_count, listed.entries.size());
+        std::set<std::string> names;
+        for (const auto& x : listed.entries)
+            names.insert(x.name);
+        const std::set<std::string> expected =
+            allow ? std::set<std::string>{".env", ".git", "visible"}
+                  : std::set<std::string>{"visible"};
+        EXPECT_EQ(names, expected);
+        c.close();
+        EXPECT_EQ(server.stop(), 0);
+    }
 }
 
 } // namespace
