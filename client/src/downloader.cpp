@@ -345,14 +345,14 @@ file_descriptor prepare_output(const output_dir& dir, const std::string& out,
         if (!fd)
             return fail(e);
         bool stale = false;
-        if (e = dir.lock(fd.get(), part, stale); e)
+        if (e = dir.lock(fd.get(), part, out, stale); e)
             return fail(e);
         if (!stale)
             return fd;
         // Another ferry renamed or removed the .part before we had the lock: look again.
         if (attempt == 3)
-            return fail({exit_code::busy,
-                         dir.shown(part).string() + " keeps changing; is another ferry running?"});
+            return fail({exit_code::busy, dir.shown(part).string() +
+                                              " keeps being replaced; is another ferry running?"});
     }
 }
 

@@ -172,7 +172,8 @@ void output_dir::sync() const {
     ::fsync(fd_.get());
 }
 
-local_error output_dir::lock(int fd, const std::string& name, bool& stale) const {
+local_error output_dir::lock(int fd, const std::string& name, const std::string& output,
+                             bool& stale) const {
     stale = false;
     struct flock whole {};
     whole.l_type = F_WRLCK;
@@ -182,9 +183,10 @@ local_error output_dir::lock(int fd, const std::string& name, bool& stale) const
             return local("cannot lock", shown(name), errno);
         struct flock holder = whole;
         const bool known = ::fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != F_UNLCK;
-        return {exit_code::busy, shown(name).string() + " is being downloaded by another ferry" +
-                                     (known ? " (pid " + std::to_string(holder.l_pid) + ")" : "") +
-                                     "; wait for it to finish"};
+        return {exit_code::busy,
+                shown(output).string() + " is being downloaded by another ferry (" +
+                    (known ? "pid " + std::to_string(holder.l_pid) + ", " : "") + "it holds " +
+                    shown(name).string() + "); wait for it to finish"};
     }
     struct stat held {};
     struct stat named {};

@@ -79,11 +79,12 @@ public:
 
     /// Holds an exclusive lock on the open file `fd` (`name` here) until `fd` is closed, and
     /// checks that `fd` is still the file named `name` (a holder may have renamed or removed it
-    /// before letting go). A POSIX record lock, so the holder's PID can be reported: "`name` is
-    /// being downloaded by another ferry (pid N)", exit code busy. `stale` is set when `fd` is
-    /// no longer `name`: the caller opens it again. Every descriptor this process has on the
-    /// file shares the lock and closing any of them releases it, so the caller keeps one.
-    local_error lock(int fd, const std::string& name, bool& stale) const;
+    /// before letting go). A POSIX record lock, so the holder's PID can be reported: "`output`
+    /// is being downloaded by another ferry (pid N, ...)", exit code busy. `stale` is set when
+    /// `fd` is no longer `name`: the caller opens it again. Every descriptor this process has on
+    /// the file shares the lock and closing any of them releases it, so the caller keeps one
+    /// (the single-link check of open_ours() means no other name in the process reaches it).
+    local_error lock(int fd, const std::string& name, const std::string& output, bool& stale) const;
 
 private:
     file_descriptor fd_;
