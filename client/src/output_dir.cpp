@@ -62,8 +62,11 @@ local_error refusal(const stdfs::path& shown, const std::string& what) {
 local_error output_dir::open(const stdfs::path& file, output_dir& out) {
     out.path_ = file.parent_path();
     const auto dir = out.path_.empty() ? stdfs::path{"."} : out.path_;
-    // O_RDONLY rather than O_PATH: the directory is fsynced through this descriptor.
+    // O_RDONLY rather than O_PATH: the directory is fsynced through this descriptor. A
+    // directory one may write but not list still works through O_PATH (without the fsync).
     out.fd_ = file_descriptor{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (!out.fd_ && errno == EACCES)
+        out.fd_ = file_descriptor{::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)};
     if (!out.fd_)
         return local("cannot open the output directory", dir, errno);
     return {};

@@ -374,6 +374,35 @@ TEST_F(FerryCli, AnUnwritableOutputFailsBeforeAnyRequest) {
     EXPECT_TRUE(std::filesystem::is_empty(work / "dir"));
 }
 
+TEST_F(FerryCli, AReadOnlyOutputDirectoryFailsBeforeAnyRequest) {
+    // A read-only tmpfs in a private mount namespace (root bypasses permission bits; needs
+    // root to mount; skipped where unavailable). Nothing listens on the URL's port.
+    const auto dir = work / "ro";
+    std::filesystem::create_directory(dir);
+    auto probe = run({"/usr/bin/unshare", "-m", "/bin/sh", "-c",
+                      "mount -t tmpfs -o ro,size=1m tmpfs \"$0\"", dir.string()});
+    if (probe.code != 0)
+        GTEST_SKIP() << "cannot mount a tmpfs here: " << probe.output;
+    std::uint16_t dead_port = 0;
+    {
+        temp_dir other;
+        ferryd_process gone{other.path()};
+        dead_port = gone.port();
+        ASSERT_EQ(gone.stop(), 0);
+    }
+    const std::string script = "mount -t tmpfs -o ro,size=1m tmpfs \"$0\" && "
+                               "\"$1\" get \"$2\" -o \"$0/f\" --retries 0; echo \"code=$?\"; "
+                               "echo \"left=$(ls -A \"$0\" | wc -l)\"";
+    auto r = run({"/usr/bin/unshare", "-m", "/bin/sh", "-c", script, dir.string(), bin("ferry"),
+                  "ferry://127.0.0.1:" + std::to_string(dead_port) + "/f"});
+    EXPECT_NE(r.output.find("code=8"), std::string::npos) << r.output;
+    EXPECT_NE(
+        r.output.find("cannot create " + (dir / "f.part").string() + ": Read-only file system"),
+        std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("left=0"), std::string::npos) << r.output;
+}
+
 TEST_F(FerryCli, TwoDownloadsOfOneOutputInOneCommandAreRefusedUpFront) {
     write_file(root / "a/m.bin", "aaaa");
     write_file(root / "b/m.bin", "bbbb");
