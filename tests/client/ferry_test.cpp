@@ -426,11 +426,13 @@ TEST_F(FerryCli, ASecondFerryOnTheSameOutputRefusesNamingTheHolder) {
     const std::size_t size = 24 << 20;
     write_file(root / "big", make_content(size, 41));
     write_file(root / "other", make_content(size, 42));
-    ferryd_process server{root.path(), {"--rate-limit", std::to_string(8 << 20)}};
+    ferryd_process server{root.path(), {"--rate-limit", std::to_string(4 << 20)}};
     child_process first{{bin("ferry"), "get", url_of(server, "big"), "-o", (work / "out").string(),
                          "--chunk-size", std::to_string(1 << 20), "--quiet"},
-                        work.path().parent_path() / (work.path().filename().string() + ".log")};
+                        work / "first.log"};
     wait_for_progress(work / "out.part.state", 1 << 20);
+    // Stopped, it holds its lock (and cannot finish) however slowly the second one starts.
+    first.signal(SIGSTOP);
     for (const char* extra : {"--no-resume", "--force"}) {
         SCOPED_TRACE(extra);
         auto second = ferry(work.path(), {"get", url_of(server, "other"), "-o", "out", extra});
@@ -440,7 +442,8 @@ TEST_F(FerryCli, ASecondFerryOnTheSameOutputRefusesNamingTheHolder) {
                   std::string::npos)
             << second.output;
     }
-    ASSERT_EQ(first.wait_exit(std::chrono::seconds(60)), 0);
+    first.signal(SIGCONT);
+    ASSERT_EQ(first.wait_exit(std::chrono::seconds(90)), 0) << read_file(work / "first.log");
     EXPECT_TRUE(read_file(work / "out") == make_content(size, 41));
     EXPECT_FALSE(std::filesystem::exists(work / "out.part"));
     EXPECT_FALSE(std::filesystem::exists(work / "out.part.state"));
