@@ -132,9 +132,12 @@ local_error output_dir::write_atomically(const std::string& name, const std::str
     const int fd = ::openat(fd_.get(), tmp.c_str(),
                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        if (errno == EEXIST || errno == ELOOP)
-            return refusal(shown(tmp), "a file that reappeared after ferry removed it");
-        return local("cannot create", shown(tmp), errno);
+        const int err = errno;
+        local_error ignored;
+        const auto st = err == EEXIST ? status(tmp, ignored) : std::nullopt;
+        if (st)
+            return refusal(shown(tmp), not_ours(*st).value_or("a file that reappeared"));
+        return local("cannot create", shown(tmp), err);
     }
     file_descriptor owned{fd};
     const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&

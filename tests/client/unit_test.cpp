@@ -188,6 +188,12 @@ TEST(OutputDir, NeverFollowsOrTruncatesWhatItDidNotCreate) {
     fc::download_state s;
     ASSERT_FALSE(s.save(dir, "s"));
     EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(d / "s.tmp")));
+    // A directory there cannot be unlinked: refused, naming it.
+    std::filesystem::create_directory(d / "t.tmp");
+    const auto refused = s.save(dir, "t");
+    EXPECT_EQ(refused.code, fc::exit_code::exists);
+    EXPECT_NE(refused.message.find((d / "t.tmp").string() + " is a directory"), std::string::npos)
+        << refused.message;
     // The state itself: the rename replaces the symlink, the file it named is untouched.
     ASSERT_FALSE(s.save(dir, "link"));
     EXPECT_TRUE(std::filesystem::is_regular_file(std::filesystem::symlink_status(d / "link")));
