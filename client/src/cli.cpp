@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -317,10 +318,18 @@ int get_command(const std::vector<std::string>& args) {
     }
     const bool bars = !quiet && !json && ::isatty(STDERR_FILENO) && output != "-";
     progress bar{bars};
+    std::map<stdfs::path, const url*> outputs; // two downloads never write one file
     for (const auto& u : job.urls) {
         get_options o;
         const auto base = stdfs::path(u.path).filename().string();
         o.output = several && !output.empty() ? (stdfs::path(output) / base).string() : output;
+        const auto target = stdfs::absolute(o.output.empty() ? base : o.output).lexically_normal();
+        if (o.output != "-" && !base.empty())
+            if (const auto [at, added] = outputs.emplace(target, &u); !added)
+                throw usage_error(at->second->str() + " and " + u.str() +
+                                  " would both be saved as " +
+                                  (o.output.empty() ? base : o.output) +
+                                  "; download them separately, each with its own -o");
         o.connections = connections;
         o.verify = !no_verify;
         o.expected = expected;

@@ -2,9 +2,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <system_error>
 #include <unistd.h>
 
 namespace ferry::client {
@@ -39,13 +37,35 @@ bool from_hex(std::string_view text, std::span<std::byte> out) {
     return true;
 }
 
-std::optional<download_state> download_state::load(const std::filesystem::path& path,
-                                                   std::string& warning) {
-    std::ifstream in{path};
-    if (!in)
+std::optional<download_state> download_state::load(const output_dir& dir, const std::string& name,
+                                                   std::string& warning, local_error& error) {
+    local_error failed;
+    if (!dir.status(name, failed) && !failed)
+        return std::nullopt; // no partial download
+    bool created = false;
+    const auto fd =
+        failed ? file_descriptor{} : dir.open_ours(name, O_RDONLY, false, created, failed);
+    std::string text;
+    if (fd) {
+        char buffer[4096];
+        for (ssize_t n; (n = ::read(fd.get(), buffer, sizeof buffer)) != 0;) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                failed = local("cannot read", dir.shown(name), errno);
+                break;
+            }
+            text.append(buffer, static_cast<std::size_t>(n));
+        }
+    }
+    if (failed.code == exit_code::exists) {
+        error = failed;
         return std::nullopt;
+    }
     try {
-        const auto j = nlohmann::json::parse(in);
+        if (failed)
+            throw std::runtime_error(failed.message);
+        const auto j = nlohmann::json::parse(text);
         if (j.at("format").get<int>() != 1)
             throw std::runtime_error("unknown format");
         download_state s;
@@ -61,13 +81,13 @@ std::optional<download_state> download_state::load(const std::filesystem::path& 
         }
         return s;
     } catch (const std::exception& e) {
-        warning = "ignoring the unreadable resume state " + path.string() + " (" + e.what() +
-                  "); starting over";
+        warning = "ignoring the unreadable resume state " + dir.shown(name).string() + " (" +
+                  e.what() + "); starting over";
         return std::nullopt;
     }
 }
 
-void download_state::save(const std::filesystem::path& path) const {
+local_error download_state::save(const output_dir& dir, const std::string& name) const {
     nlohmann::json j;
     j["format"] = 1;
     j["url"] = url;
@@ -77,25 +97,7 @@ void download_state::save(const std::filesystem::path& path) const {
     for (const auto& r : done.ranges())
         done_json.push_back({r.begin, r.end});
     j["done"] = done_json;
-    const std::string text = j.dump() + "\n";
-    const auto tmp = path.string() + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        throw std::system_error(errno, std::generic_category(), "writing " + tmp);
-    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-                    ::fsync(fd) == 0;
-    const int err = errno;
-    ::close(fd);
-    if (!ok)
-        throw std::system_error(err, std::generic_category(), "writing " + tmp);
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-        throw std::system_error(errno, std::generic_category(), "writing " + path.string());
-    // The rename itself must survive a crash too.
-    const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path{"."};
-    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    return dir.write_atomically(name, j.dump() + "\n");
 }
 
 } // namespace ferry::client

@@ -2,6 +2,7 @@
 
 #include "ferry/client/background_hasher.hpp"
 #include "ferry/client/download_state.hpp"
+#include "ferry/client/output_dir.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/transport/sha256.hpp"
 
@@ -16,7 +17,6 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <future>
-#include <linux/fs.h>
 #include <random>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,16 +78,6 @@ void connection_pool::give_back(const url& u, std::unique_ptr<connection> c) {
 
 namespace {
 
-/// A local I/O failure: what was being done, to which file, why.
-struct local_error {
-    std::string message;
-    explicit operator bool() const noexcept { return !message.empty(); }
-};
-
-local_error local(const std::string& what, const stdfs::path& p, int err) {
-    return {what + " " + p.string() + ": " + std::strerror(err)};
-}
-
 bool retryable(const failure& f) {
     if (f.what == failure::kind::network)
         return true;
@@ -115,10 +105,10 @@ asio::awaitable<void> sleep_for(clock::duration d) {
 /// Everything one attempt at a file shares between its workers (one thread: no locks).
 struct job {
     job(url u_, const get_options& o_, connection_pool& pool_, progress& bar_, std::size_t bar_id_,
-        int fd_, stdfs::path part_, stdfs::path state_path_, download_state state_,
-        segment_planner planner_, unsigned workers)
-        : u(std::move(u_)), o(o_), pool(pool_), bar(bar_), bar_id(bar_id_), fd(fd_),
-          part(std::move(part_)), state_path(std::move(state_path_)), state(std::move(state_)),
+        int fd_, const output_dir& dir_, stdfs::path part_, std::string state_name_,
+        download_state state_, segment_planner planner_, unsigned workers)
+        : u(std::move(u_)), o(o_), pool(pool_), bar(bar_), bar_id(bar_id_), fd(fd_), dir(dir_),
+          part(std::move(part_)), state_name(std::move(state_name_)), state(std::move(state_)),
           planner(std::move(planner_)), active(workers, nullptr) {}
 
     url u;
@@ -127,8 +117,9 @@ struct job {
     progress& bar;
     std::size_t bar_id;
     int fd = -1;
-    stdfs::path part;
-    stdfs::path state_path;
+    const output_dir& dir;
+    stdfs::path part; ///< for messages
+    std::string state_name;
     download_state state;
     segment_planner planner;
     std::vector<connection*> active; ///< per worker, while it fetches
@@ -167,10 +158,9 @@ struct job {
                 return;
             collect();
         }
-        syncing = std::async(std::launch::async,
-                             [fd_ = fd, part_ = part, path = state_path, snapshot = state] {
-                                 return make_durable(fd_, part_, path, snapshot);
-                             });
+        syncing = std::async(std::launch::async, [this, snapshot = state] {
+            return make_durable(fd, part, dir, state_name, snapshot);
+        });
         last_checkpoint = clock::now();
     }
 
@@ -178,21 +168,16 @@ struct job {
     void checkpoint() {
         if (syncing.valid())
             collect();
-        if (auto e = make_durable(fd, part, state_path, state); e && !io)
+        if (auto e = make_durable(fd, part, dir, state_name, state); e && !io)
             io = e;
         last_checkpoint = clock::now();
     }
 
-    static local_error make_durable(int fd_, const stdfs::path& part_, const stdfs::path& path,
-                                    const download_state& snapshot) {
+    static local_error make_durable(int fd_, const stdfs::path& part_, const output_dir& dir_,
+                                    const std::string& name, const download_state& snapshot) {
         if (::fdatasync(fd_) != 0)
             return local("syncing", part_, errno);
-        try {
-            snapshot.save(path);
-        } catch (const std::system_error& e) {
-            return {e.what()};
-        }
-        return {};
+        return snapshot.save(dir_, name);
     }
 
     void collect() {
@@ -319,28 +304,56 @@ asio::awaitable<void> fetch_digest(job& j) {
     }
 }
 
-bool same_file(const download_state& s, const url& u, const fp::stat_reply& st) {
-    return s.url == u.str() && s.identity == st.identity && s.size == st.size;
+/// The state describes the server's file as it is now: the same identity (device, inode, size,
+/// mtime) and size, whatever URL spelling (`./f`, `a//f`, another host name) wrote it.
+bool same_file(const download_state& s, const fp::stat_reply& st) {
+    return s.identity == st.identity && s.size == st.size;
 }
 
-/// Renames the finished .part to the output name; without --force never replacing a file that
-/// appeared meanwhile (RENAME_NOREPLACE, or link + unlink where the filesystem lacks it).
-bool publish(const stdfs::path& part, const stdfs::path& out, bool force) {
-    if (force)
-        return ::rename(part.c_str(), out.c_str()) == 0;
-    if (::renameat2(AT_FDCWD, part.c_str(), AT_FDCWD, out.c_str(), RENAME_NOREPLACE) == 0)
-        return true;
-    if (errno != EINVAL && errno != ENOSYS)
-        return false;
-    if (::link(part.c_str(), out.c_str()) != 0)
-        return false;
-    ::unlink(part.c_str());
-    return true;
-}
-
-void remove_quietly(const stdfs::path& p) {
-    std::error_code ec;
-    stdfs::remove(p, ec);
+/// Before any request: OUT can be written, and nothing ferry did not create is at its names.
+/// Opens OUT.part (creating it if absent) and locks it for the whole download, so a second
+/// ferry on the same output refuses instead of splicing. An empty descriptor if `r` says why
+/// not (or that --skip-existing left OUT).
+file_descriptor prepare_output(const output_dir& dir, const std::string& out,
+                               const std::string& part, const get_options& o, file_result& r,
+                               bool& created) {
+    auto fail = [&r](const local_error& e) {
+        r.code = e.code;
+        r.error = e.message;
+        return file_descriptor{};
+    };
+    for (int attempt = 0;; ++attempt) {
+        local_error e;
+        if (const auto st = dir.status(out, e)) {
+            if (o.skip_existing) {
+                r.skipped = true;
+                return {};
+            }
+            if (!S_ISREG(st->st_mode))
+                return fail({exit_code::exists, dir.shown(out).string() + " is " +
+                                                    not_ours(*st).value_or("in the way") +
+                                                    "; ferry writes only a regular file there"});
+            if (!o.force)
+                return fail(
+                    {exit_code::exists,
+                     dir.shown(out).string() +
+                         " exists; use --force to replace it or --skip-existing to keep it"});
+        }
+        if (e)
+            return fail(e);
+        auto fd = dir.open_ours(part, O_RDWR, true, created, e);
+        if (!fd)
+            return fail(e);
+        bool stale = false;
+        if (e = dir.lock(fd.get(), part, out, stale); e)
+            return fail(e);
+        if (!stale)
+            return fd;
+        // Another ferry renamed or removed the .part before we had the lock: look again.
+        if (attempt == 3)
+            return fail({exit_code::busy, dir.shown(part).string() +
+                                              " keeps being replaced; is another ferry running?"});
+    }
 }
 
 /// -o - : one connection, in order, hashed as it streams; resumes by offset on network errors.
@@ -443,26 +456,52 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         r = co_await download_to_stdout(u, o, pool, r);
         co_return finish(r);
     }
-    if (r.output.empty() || r.output == "." || r.output == "..") {
+    const stdfs::path out = r.output;
+    const auto leaf = out.filename().string();
+    if (leaf.empty() || leaf == "." || leaf == "..") {
         r.code = exit_code::usage;
-        r.error = "the URL names no file; use -o to name the output";
+        r.error = r.output == name ? "the URL names no file; use -o to name the output"
+                                   : r.output + " names a directory; -o names the output file";
         co_return finish(r);
     }
-    const stdfs::path out = r.output;
-    const stdfs::path part = out.string() + ".part";
-    const stdfs::path state_path = out.string() + ".part.state";
-    if (std::error_code ec; stdfs::exists(stdfs::symlink_status(out, ec))) {
-        if (o.skip_existing) {
-            r.skipped = true;
-            co_return finish(r);
-        }
-        if (!o.force) {
-            r.code = exit_code::exists;
-            r.error =
-                out.string() + " exists; use --force to replace it or --skip-existing to keep it";
-            co_return finish(r);
-        }
+    // Every name is opened relative to the output directory, none follows a symlink.
+    output_dir dir;
+    if (auto e = output_dir::open(out, dir); e) {
+        r.code = e.code;
+        r.error = e.message;
+        co_return finish(r);
     }
+    const std::string part_name = leaf + ".part";
+    const std::string state_name = leaf + ".part.state";
+    const stdfs::path part = dir.shown(part_name);
+    bool created = false;
+    const auto part_fd = prepare_output(dir, leaf, part_name, o, r, created);
+    if (!part_fd)
+        co_return finish(r);
+    const int fd = part_fd.get();
+    // A .part this run created is removed again if the run fails before it records anything.
+    struct new_part {
+        const output_dir& dir;
+        const std::string& name;
+        bool remove;
+        ~new_part() {
+            if (remove)
+                dir.remove(name);
+        }
+    } cleanup{dir, part_name, created};
+    // Loaded even with --no-resume: a state file ferry did not create is refused either way.
+    std::string warning;
+    local_error refused;
+    auto saved = download_state::load(dir, state_name, warning, refused);
+    if (refused) {
+        r.code = refused.code;
+        r.error = refused.message;
+        co_return finish(r);
+    }
+    if (!o.resume)
+        saved.reset();
+    else if (!warning.empty())
+        bar.note("ferry: " + warning);
 
     for (unsigned restart = 0;; ++restart) {
         // What is the file now? A STAT on a pooled connection (retried like everything else).
@@ -492,20 +531,21 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
 
         // The resume state, if it describes this very version of the file.
         download_state state;
-        std::string warning;
-        std::optional<download_state> saved;
-        if (o.resume && restart == 0)
-            saved = download_state::load(state_path, warning);
-        if (!warning.empty())
-            bar.note("ferry: " + warning);
-        const bool have_part = stdfs::exists(part);
-        if (saved && have_part && same_file(*saved, u, st)) {
+        const bool have_part = !created;
+        if (restart > 0)
+            saved.reset();
+        if (saved && have_part && same_file(*saved, st)) {
             state = std::move(*saved);
+            state.url = u.str(); // this spelling from now on; the identity is what matched
             r.resumed = state.done.total() > 0;
         } else {
-            if (saved && have_part && restart == 0 && saved->done.total() > 0) {
-                bar.note("ferry: " + u.str() +
-                         " changed on the server since the partial download; starting over");
+            if (saved && have_part && saved->done.total() > 0) {
+                bar.note("ferry: " +
+                         (saved->url == u.str()
+                              ? u.str() + " changed on the server since the partial download"
+                              : part.string() + " holds a partial download of another file (" +
+                                    saved->url + ")") +
+                         "; starting over");
                 r.restarted = true;
             }
             state = {u.str(), st.identity, st.size, {}};
@@ -513,24 +553,17 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         const bool fresh = state.done.total() == 0;
 
         // The state goes first: it must never describe bytes a truncated .part no longer has.
-        try {
-            state.save(state_path); // the identity is on disk before any byte is
-        } catch (const std::system_error& e) {
-            r.code = exit_code::local_io;
-            r.error = e.what();
+        if (auto e = state.save(dir, state_name); e) { // the identity is on disk before any byte
+            r.code = e.code;
+            r.error = e.message;
             co_return finish(r);
         }
-        const int fd =
-            ::open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0644);
-        if (fd < 0) {
+        cleanup.remove = false; // the .part and its state stay together from here on
+        if (fresh && ::ftruncate(fd, 0) != 0) {
             r.code = exit_code::local_io;
-            r.error = local("cannot create", part, errno).message;
+            r.error = local("cannot truncate", part, errno).message;
             co_return finish(r);
         }
-        struct closer {
-            int fd;
-            ~closer() { ::close(fd); }
-        } close_part{fd};
         if (fresh && st.size > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(st.size)) != 0 &&
             errno != EOPNOTSUPP) {
             r.code = exit_code::local_io;
@@ -555,8 +588,9 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
               bar,
               bar_id,
               fd,
+              dir,
               part,
-              state_path,
+              state_name,
               std::move(state),
               segment_planner{missing, o.chunk},
               workers};
@@ -592,7 +626,7 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         if (!j.io && !j.changed)
             j.checkpoint(); // keep what arrived, whatever happens next
         if (j.io) {
-            r.code = exit_code::local_io;
+            r.code = j.io.code;
             r.error = j.io.message + " (the partial download is kept; rerun to resume)";
             co_return finish(r);
         }
@@ -607,7 +641,7 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             bar.note("ferry: " + u.str() +
                      " changed on the server during the download; starting over");
             r.restarted = true;
-            remove_quietly(state_path);
+            dir.remove(state_name);
             continue;
         }
         if (!j.fatal && need_digest && !j.changed && !j.digest)
@@ -632,8 +666,8 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             const auto got = j.hasher->finish(st.size); // mostly done while downloading
             if (got.ec || got.digest != expected) {
                 // A corrupt .part must not be resumed: discard it.
-                remove_quietly(part);
-                remove_quietly(state_path);
+                dir.remove(part_name);
+                dir.remove(state_name);
                 r.code = exit_code::integrity;
                 r.error = got.ec ? local("reading back", part, got.ec.value()).message
                                  : "SHA-256 mismatch for " + u.str() + ": expected " +
@@ -643,21 +677,17 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             }
             r.sha256 = to_hex(got.digest);
         }
-        if (!publish(part, out, o.force)) {
+        if (!dir.rename(part_name, leaf, o.force)) {
             const int err = errno;
             r.code = err == EEXIST ? exit_code::exists : exit_code::local_io;
-            r.error =
-                err == EEXIST
-                    ? out.string() + " appeared meanwhile; the download is kept as " + part.string()
-                    : local("cannot rename " + part.string() + " to", out, err).message;
+            r.error = err == EEXIST
+                          ? dir.shown(leaf).string() +
+                                " appeared meanwhile; the download is kept as " + part.string()
+                          : local("cannot rename " + part.string() + " to", out, err).message;
             co_return finish(r);
         }
-        remove_quietly(state_path);
-        const auto dir = out.has_parent_path() ? out.parent_path() : stdfs::path{"."};
-        if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-            ::fsync(dfd); // the rename itself is durable
-            ::close(dfd);
-        }
+        dir.remove(state_name);
+        dir.sync(); // the rename itself is durable
         bar.done(bar_id);
         co_return finish(r);
     }

@@ -2,6 +2,8 @@
 
 #include "ferry/protocol/messages.hpp"
 
+#include <algorithm>
+
 namespace ferry::client {
 
 std::string url::authority() const {
@@ -11,6 +13,18 @@ std::string url::authority() const {
 
 std::string url::str() const {
     return "ferry://" + authority() + "/" + path;
+}
+
+std::string normal_path(std::string_view path) {
+    std::string normal;
+    for (std::size_t at = 0; at <= path.size();) {
+        const auto end = std::min(path.find('/', at), path.size());
+        const auto part = path.substr(at, end - at);
+        if (!part.empty() && part != ".")
+            normal.append(normal.empty() ? "" : "/").append(part);
+        at = end + 1;
+    }
+    return normal;
 }
 
 std::optional<url> parse_url(std::string_view text, std::string& error) {
@@ -84,6 +98,7 @@ std::optional<url> parse_url(std::string_view text, std::string& error) {
         u.path += static_cast<char>(hex(path[i + 1]) * 16 + hex(path[i + 2]));
         i += 2;
     }
+    u.path = normal_path(u.path);
     if (u.path.size() > protocol::max_path_size || !protocol::is_valid_utf8(u.path) ||
         u.path.find('\0') != std::string::npos) {
         error = "the path must be UTF-8 without NUL, at most 4096 bytes";

@@ -1,12 +1,15 @@
 // Unit tests of the client's parts: URLs, range sets, the segment planner, the resume state.
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/histogram.hpp"
+#include "ferry/client/output_dir.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/client/url.hpp"
 #include "support/temp_dir.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <map>
+#include <sys/stat.h>
 
 namespace ferry::test {
 namespace {
@@ -119,24 +122,29 @@ TEST(SegmentPlanner, ChunksGoOutInFileOrder) {
 
 TEST(DownloadState, RoundTripsAndRefusesWhatItCannotTrust) {
     temp_dir d;
+    fc::output_dir dir;
+    ASSERT_FALSE(fc::output_dir::open(d / "f", dir));
     fc::download_state s;
     s.url = "ferry://h:1/f";
     s.size = 1000;
     s.identity[3] = std::byte{7};
     s.done.insert({0, 100});
     s.done.insert({500, 600});
-    s.save(d / "f.part.state");
+    ASSERT_FALSE(s.save(dir, "f.part.state"));
     std::string warning;
-    auto back = fc::download_state::load(d / "f.part.state", warning);
+    fc::local_error error;
+    auto back = fc::download_state::load(dir, "f.part.state", warning, error);
     ASSERT_TRUE(back);
     EXPECT_TRUE(warning.empty());
+    EXPECT_FALSE(error);
     EXPECT_EQ(back->url, s.url);
     EXPECT_EQ(back->identity, s.identity);
     EXPECT_EQ(back->done.ranges(), s.done.ranges());
     EXPECT_FALSE(std::filesystem::exists(d / "f.part.state.tmp"));
 
-    EXPECT_FALSE(fc::download_state::load(d / "missing", warning));
+    EXPECT_FALSE(fc::download_state::load(dir, "missing", warning, error));
     EXPECT_TRUE(warning.empty());
+    EXPECT_FALSE(error);
     for (
         const auto* bad :
         {"{", "{}", R"({"format":2})",
@@ -144,9 +152,77 @@ TEST(DownloadState, RoundTripsAndRefusesWhatItCannotTrust) {
          R"({"format":1,"url":"u","identity":"0000000000000000000000000000000000000000000000000000000000000000","size":10,"done":[[0,11]]})"}) {
         write_file(d / "bad", bad);
         warning.clear();
-        EXPECT_FALSE(fc::download_state::load(d / "bad", warning)) << bad;
+        EXPECT_FALSE(fc::download_state::load(dir, "bad", warning, error)) << bad;
         EXPECT_NE(warning.find("starting over"), std::string::npos) << bad;
+        EXPECT_FALSE(error);
     }
+}
+
+/// A file planted at a name ferry writes is refused or replaced, never followed or truncated.
+TEST(OutputDir, NeverFollowsOrTruncatesWhatItDidNotCreate) {
+    temp_dir d;
+    temp_dir outside;
+    write_file(outside / "victim", "precious");
+    fc::output_dir dir;
+    ASSERT_FALSE(fc::output_dir::open(d / "f", dir));
+    std::filesystem::create_symlink(outside / "victim", d / "link");
+    std::filesystem::create_hard_link(outside / "victim", d / "hard");
+    ASSERT_EQ(::mkfifo((d / "fifo").c_str(), 0600), 0);
+    std::filesystem::create_directory(d / "dir");
+    for (const char* name : {"link", "hard", "fifo", "dir"}) {
+        SCOPED_TRACE(name);
+        bool created = true;
+        fc::local_error error;
+        EXPECT_FALSE(dir.open_ours(name, O_RDWR, true, created, error));
+        EXPECT_FALSE(created);
+        EXPECT_EQ(error.code, fc::exit_code::exists);
+        EXPECT_NE(error.message.find((d / name).string() + " is a"), std::string::npos)
+            << error.message;
+        std::string warning;
+        error = {};
+        EXPECT_FALSE(fc::download_state::load(dir, name, warning, error));
+        EXPECT_EQ(error.code, fc::exit_code::exists) << error.message;
+    }
+    // The state's temporary: a planted symlink is unlinked, not followed.
+    std::filesystem::create_symlink(outside / "victim", d / "s.tmp");
+    fc::download_state s;
+    ASSERT_FALSE(s.save(dir, "s"));
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(d / "s.tmp")));
+    // A directory there cannot be unlinked: refused, naming it.
+    std::filesystem::create_directory(d / "t.tmp");
+    const auto refused = s.save(dir, "t");
+    EXPECT_EQ(refused.code, fc::exit_code::exists);
+    EXPECT_NE(refused.message.find((d / "t.tmp").string() + " is a directory"), std::string::npos)
+        << refused.message;
+    // The state itself: the rename replaces the symlink, the file it named is untouched.
+    ASSERT_FALSE(s.save(dir, "link"));
+    EXPECT_TRUE(std::filesystem::is_regular_file(std::filesystem::symlink_status(d / "link")));
+    EXPECT_EQ(read_file(outside / "victim"), "precious");
+
+    bool created = false;
+    fc::local_error error;
+    auto fd = dir.open_ours("new", O_RDWR, true, created, error);
+    ASSERT_TRUE(fd) << error.message;
+    EXPECT_TRUE(created);
+    auto again = dir.open_ours("new", O_RDWR, true, created, error);
+    ASSERT_TRUE(again) << error.message;
+    EXPECT_FALSE(created); // ours: reopened
+}
+
+TEST(Url, PathsAreNormalised) {
+    std::string error;
+    for (const char* text : {"ferry://h/a/m.bin", "ferry://h/./a/m.bin", "ferry://h//a//m.bin",
+                             "ferry://h/a/./m.bin/", "ferry://h/a%2F%2Fm.bin"}) {
+        auto u = fc::parse_url(text, error);
+        ASSERT_TRUE(u) << text << ": " << error;
+        EXPECT_EQ(u->path, "a/m.bin") << text;
+        EXPECT_EQ(u->str(), "ferry://h:7878/a/m.bin") << text;
+    }
+    auto up = fc::parse_url("ferry://h/a/../m.bin", error); // the server resolves '..'
+    ASSERT_TRUE(up);
+    EXPECT_EQ(up->path, "a/../m.bin");
+    EXPECT_EQ(fc::normal_path("./"), "");
+    EXPECT_EQ(fc::normal_path(""), "");
 }
 
 } // namespace

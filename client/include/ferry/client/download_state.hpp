@@ -2,27 +2,29 @@
 // file version the .part holds and which byte ranges of it are complete and durable.
 #pragma once
 
+#include "ferry/client/output_dir.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/protocol/messages.hpp"
 
-#include <filesystem>
 #include <optional>
 #include <string>
 
 namespace ferry::client {
 
 struct download_state {
-    std::string url;
+    std::string url; ///< for messages: a resume matches the identity, whatever URL spelled it
     protocol::file_identity identity{};
     std::uint64_t size = 0;
     range_set done; ///< fdatasync'ed before they are recorded here
 
-    /// The state at `path`; nullopt if there is none. A file that cannot be parsed is treated as
-    /// absent (and `warning` says so): the download starts over rather than trusting it.
-    static std::optional<download_state> load(const std::filesystem::path& path,
-                                              std::string& warning);
-    /// Writes atomically: a temporary file, fsync, rename. Throws std::system_error.
-    void save(const std::filesystem::path& path) const;
+    /// The state `name` in `dir`; nullopt if there is none. A file that cannot be read or parsed
+    /// is treated as absent (and `warning` says so): the download starts over rather than
+    /// trusting it. Something ferry did not create there (a symlink, a hard link, ...) is
+    /// refused: nullopt and `error` (see output_dir::open_ours).
+    static std::optional<download_state> load(const output_dir& dir, const std::string& name,
+                                              std::string& warning, local_error& error);
+    /// Writes `name` in `dir` atomically (output_dir::write_atomically).
+    local_error save(const output_dir& dir, const std::string& name) const;
 };
 
 std::string to_hex(std::span<const std::byte> bytes);
