@@ -134,9 +134,11 @@ struct shared_plan {
         if (o.requests && n >= *o.requests)
             return std::nullopt;
         if (o.rate > 0) {
-            const auto at =
-                start + std::chrono::duration_cast<clock::duration>(
-                            std::chrono::duration<double>(static_cast<double>(n) / o.rate));
+            const double after = static_cast<double>(n) / o.rate;
+            if (after > 1e9) // beyond any run, and before a duration_cast could overflow
+                return std::nullopt;
+            const auto at = start + std::chrono::duration_cast<clock::duration>(
+                                        std::chrono::duration<double>(after));
             if (!o.requests && at >= end)
                 return std::nullopt;
             return at;
