@@ -90,7 +90,8 @@ po::options_description common_options(common_values& c, bool retries, bool quie
     d.add_options()("help,h", "show this help")("connect-timeout", strict_value(&c.connect),
                                                 "seconds to establish a connection")(
         "stall-timeout", strict_value(&c.stall),
-        "seconds without data before a connection counts as stalled and is retried");
+        retries ? "seconds without data before a connection counts as stalled and is retried"
+                : "seconds without data before a connection counts as stalled (a failure)");
     if (retries)
         d.add_options()("retries", strict_value(&c.retries),
                         "retries after network errors, 'busy' and stalls (at most 1000)");

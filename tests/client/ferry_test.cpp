@@ -1,4 +1,5 @@
 // The real ferry binary against a real ferryd on 127.0.0.1:0 (label: integration).
+#include "bad_options.hpp"
 #include "support/process.hpp"
 #include "support/test_client.hpp"
 
@@ -357,94 +358,24 @@ TEST_F(FerryCli, LsAndStat) {
 namespace ferry::test {
 namespace {
 
-/// Port 1 of 127.0.0.1: nothing listens there, and a refused command line never gets that far.
-const std::string nowhere = "ferry://127.0.0.1:1/f";
-
 /// Every numeric option of every command is read strictly and bounded: a bad value is exit 2
 /// naming the option, before anything is contacted (a value let through would end in exit 5).
+/// One bad value per option here; CliOptions in client_tests runs every case in-process.
 TEST_F(FerryCli, EveryNumericOptionRefusesBadNumbersNamingTheOption) {
-    struct bad {
-        std::vector<std::string> args;
-        std::string option; ///< named on stderr
-    };
-    std::vector<bad> table;
-    const std::vector<std::string> garbage{"-1", " 3", "0x10", ""};
-    auto each = [&](const std::string& cmd, const std::string& option,
-                    std::vector<std::string> values) {
-        for (const auto& v : values)
-            table.push_back({{cmd, nowhere, "--" + option, v}, "--" + option});
-    };
-    for (const char* cmd : {"get", "bench", "ls", "stat"}) {
-        each(cmd, "connect-timeout", {"-1", "1e300"});
-        each(cmd, "stall-timeout", {"0", "nan"});
-    }
-    each("get", "retries", {"-1", "4294967296", "1001", "1.5", "abc"});
-    each("get", "connections", {"65", "18446744073709551616"});
-    each("get", "parallel", {"-1", "0"});
-    each("get", "chunk-size", {"-1", "4095", "18446744073709551615", "4k"});
-    each("bench", "connections", {"0", "4294967295"});
-    each("bench", "duration", {"0", "1e300", "inf"});
-    each("bench", "requests", {"0", "1e3"});
-    each("bench", "rate", {"-1", "1e300"});
-    each("bench", "warmup", {"-1", "1e300"});
-    each("bench", "ramp-up", {"-1", "x"});
-    each("bench", "slow-read", {"-1", "1.5"});
-    each("bench", "abort-after", {"-1", "18446744073709551616"});
-    each("bench", "threads", {"-1", "1025"});
-    for (const auto& g : garbage) {
-        table.push_back({{"get", nowhere, "-j", g}, "--connections"});
-        table.push_back({{"bench", nowhere, "-c", g}, "--connections"});
-        table.push_back({{"bench", nowhere, "-d", g}, "--duration"});
-        table.push_back({{"bench", nowhere, "-n", g}, "--requests"});
-    }
-    for (const auto& b : table) {
+    for (const auto& b : bad_numbers(true)) {
         auto r = ferry(work.path(), b.args);
-        std::string line;
-        for (const auto& a : b.args)
-            line += " '" + a + "'";
-        EXPECT_EQ(r.code, 2) << line << ": " << r.output;
-        EXPECT_NE(r.output.find(b.option), std::string::npos) << line << ": " << r.output;
+        EXPECT_EQ(r.code, 2) << quoted(b.args) << ": " << r.output;
+        EXPECT_NE(r.output.find(b.option), std::string::npos) << quoted(b.args) << ": " << r.output;
     }
     EXPECT_TRUE(std::filesystem::is_empty(work.path()));
 }
 
 /// An option that means nothing for a command is refused, not silently ignored.
 TEST_F(FerryCli, OptionsThatMeanNothingForTheCommandAreRefused) {
-    struct refused {
-        std::vector<std::string> args;
-        std::string option; ///< named on stderr
-    };
-    const std::vector<refused> table{
-        // ls and stat send one request, never retried, and print only their answer.
-        {{"ls", nowhere, "--retries", "3"}, "--retries"},
-        {{"stat", nowhere, "--retries", "3"}, "--retries"},
-        {{"ls", nowhere, "--quiet"}, "--quiet"},
-        {{"stat", nowhere, "-q"}, "-q"},
-        // bench counts errors; it does not retry.
-        {{"bench", nowhere, "--retries", "3"}, "--retries"},
-        // Standard output: one connection, in order, nothing kept on disk.
-        {{"get", nowhere, "-o", "-", "-j", "2"}, "--connections"},
-        {{"get", nowhere, "-o", "-", "--chunk-size", "65536"}, "--chunk-size"},
-        {{"get", nowhere, "-o", "-", "--no-resume"}, "--no-resume"},
-        {{"get", nowhere, "-o", "-", "--force"}, "--force"},
-        {{"get", nowhere, "-o", "-", "--skip-existing"}, "--skip-existing"},
-        {{"get", nowhere, "--no-verify", "--sha256", std::string(64, 'a')}, "--no-verify"},
-        // --idle sends no request.
-        {{"bench", nowhere, "--idle", "-n", "5"}, "--requests"},
-        {{"bench", nowhere, "--idle", "--rate", "10"}, "--rate"},
-        {{"bench", nowhere, "--idle", "--verify"}, "--verify"},
-        {{"bench", nowhere, "--idle", "--slow-read", "100"}, "--slow-read"},
-        {{"bench", nowhere, "--idle", "--abort-after", "100"}, "--abort-after"},
-        // A count or a duration, not both.
-        {{"bench", nowhere, "-n", "5", "-d", "3"}, "--duration"},
-    };
-    for (const auto& b : table) {
+    for (const auto& b : meaningless_options()) {
         auto r = ferry(work.path(), b.args);
-        std::string line;
-        for (const auto& a : b.args)
-            line += " '" + a + "'";
-        EXPECT_EQ(r.code, 2) << line << ": " << r.output;
-        EXPECT_NE(r.output.find(b.option), std::string::npos) << line << ": " << r.output;
+        EXPECT_EQ(r.code, 2) << quoted(b.args) << ": " << r.output;
+        EXPECT_NE(r.output.find(b.option), std::string::npos) << quoted(b.args) << ": " << r.output;
     }
     EXPECT_TRUE(std::filesystem::is_empty(work.path()));
 }
