@@ -2,6 +2,7 @@
 
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/progress.hpp"
+#include "ferry/client/retry_policy.hpp"
 #include "ferry/transport/sha256.hpp"
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <fmt/format.h>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sys/resource.h>
 #include <thread>
@@ -108,6 +110,11 @@ nlohmann::json bench_report::json() const {
             {"warnings", warnings}};
 }
 
+double bench_window::seconds(clock::time_point finished) const noexcept {
+    const auto end = std::min(finished, to_);
+    return end > from_ ? std::chrono::duration<double>(end - from_).count() : 0.0;
+}
+
 namespace {
 
 using transport::use_nothrow;
@@ -127,9 +134,11 @@ struct shared_plan {
         if (o.requests && n >= *o.requests)
             return std::nullopt;
         if (o.rate > 0) {
-            const auto at =
-                start + std::chrono::duration_cast<clock::duration>(
-                            std::chrono::duration<double>(static_cast<double>(n) / o.rate));
+            const double after = static_cast<double>(n) / o.rate;
+            if (after > 1e9) // beyond any run, and before a duration_cast could overflow
+                return std::nullopt;
+            const auto at = start + std::chrono::duration_cast<clock::duration>(
+                                        std::chrono::duration<double>(after));
             if (!o.requests && at >= end)
                 return std::nullopt;
             return at;
@@ -172,19 +181,39 @@ asio::awaitable<void> wait_until(clock::time_point t) {
     co_await timer.async_wait(use_nothrow);
 }
 
+/// What the clients of one thread share: their report, and the connection each one has a
+/// request running on, so that the window's end can cut them.
+struct lane {
+    bench_report stats;
+    std::vector<connection*> running; ///< per client of the thread; null between requests
+};
+
+/// With --duration: at the window's end, closes the connections of the requests still running,
+/// so their reads end at once instead of after as long as a large body takes.
+asio::awaitable<void> cut_at_end(shared_plan& plan, lane& l) {
+    co_await wait_until(plan.end);
+    for (auto* c : l.running)
+        if (c)
+            c->close();
+}
+
 /// One simulated client. Coroutine parameters by value except the shared state, which
-/// outlives the io_context run.
-asio::awaitable<void> bench_client(shared_plan& plan, bench_report& stats, unsigned index,
+/// outlives the io_context run. Counts into `l` what falls inside the measured window.
+asio::awaitable<void> bench_client(shared_plan& plan, lane& l, unsigned index, std::size_t slot,
                                    clock::duration start_delay) {
     const auto& o = plan.o;
+    auto& stats = l.stats;
     co_await wait_until(plan.start + start_delay);
+    const bench_window window{plan.measure_from, plan.end};
     std::unique_ptr<connection> conn;
     std::vector<std::byte> scratch;
     std::uint64_t target = index;
+    // Reconnects back off as every retry does; the run's end (or --requests) ends them.
+    retry_policy reconnect{std::numeric_limits<unsigned>::max()};
     for (;;) {
         if (!conn) {
             const auto t0 = clock::now();
-            if (t0 >= plan.end && !o.requests)
+            if (window.over(t0))
                 co_return;
             auto [f, c] = co_await connection::open(o.targets[0], o.limits);
             if (f) {
@@ -192,12 +221,17 @@ asio::awaitable<void> bench_client(shared_plan& plan, bench_report& stats, unsig
                 // everything ends the run instead of holding it forever.
                 if (o.requests && !plan.next())
                     co_return;
-                ++stats.errors[static_cast<std::size_t>(classify(f, false))];
-                co_await wait_until(clock::now() +
-                                    std::chrono::milliseconds(50)); // no busy loop on refusals
+                const auto now = clock::now();
+                if (window.contains(now))
+                    ++stats.errors[static_cast<std::size_t>(classify(f, false))];
+                const auto wait = reconnect.next(f);
+                if (!wait)
+                    co_return;
+                co_await wait_until(std::min(now + *wait, plan.end));
                 continue;
             }
-            if (t0 >= plan.measure_from)
+            reconnect.reset();
+            if (window.contains(t0))
                 stats.connect.record(micros(clock::now() - t0));
             conn = std::move(c);
             if (o.idle) { // hold the connection, send nothing, see whether the server drops it
@@ -224,6 +258,7 @@ asio::awaitable<void> bench_client(shared_plan& plan, bench_report& stats, unsig
         const auto t0 = *intended;
         fp::get_header header;
         const fp::get_request request{u.path, 0, fp::to_end, std::nullopt};
+        l.running[slot] = conn.get();
         auto f = co_await conn->start_get(request, header);
         const auto first = clock::now();
         bool in_body = true;
@@ -250,6 +285,7 @@ asio::awaitable<void> bench_client(shared_plan& plan, bench_report& stats, unsig
                 break;
             }
             got += n;
+            stats.bytes += window.bytes_inside(clock::now(), n);
             if (hash)
                 hash->update({scratch.data(), n});
             if (o.abort_after && got >= o.abort_after && got < header.length) {
@@ -262,14 +298,18 @@ asio::awaitable<void> bench_client(shared_plan& plan, bench_report& stats, unsig
                     std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(
                         static_cast<double>(n) / static_cast<double>(o.slow_read))));
         }
+        l.running[slot] = nullptr;
         const auto last = clock::now();
-        const bool measured = t0 >= plan.measure_from;
+        const bool measured = window.contains(last); // requests count where they end
         if (aborted) {
-            ++stats.aborted;
+            if (measured)
+                ++stats.aborted;
             conn.reset();
             continue;
         }
         if (f) {
+            if (window.over(last))
+                co_return; // cut at the window's end: not an error
             if (measured)
                 ++stats.errors[static_cast<std::size_t>(classify(f, in_body && got > 0))];
             if (!conn->reusable())
@@ -286,7 +326,6 @@ asio::awaitable<void> bench_client(shared_plan& plan, bench_report& stats, unsig
         }
         if (measured) {
             ++stats.requests;
-            stats.bytes += got;
             stats.first_byte.record(micros(first - t0));
             stats.last_byte.record(micros(last - t0));
         }
@@ -359,9 +398,10 @@ bench_report run_bench(const bench_options& o) {
         plan.end = o.requests ? clock::time_point::max() : plan.measure_from + seconds(o.duration);
     }
 
-    std::vector<bench_report> stats(threads);
+    std::vector<lane> lanes(threads);
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < threads; ++t) {
+        lanes[t].running.resize((o.connections - t + threads - 1) / threads);
         pool.emplace_back([&, t] {
             asio::io_context ctx{1};
             for (unsigned c = t; c < o.connections; c += threads) {
@@ -369,18 +409,25 @@ bench_report run_bench(const bench_options& o) {
                                        ? seconds(o.ramp_up * c / std::max(o.connections, 1U))
                                        : clock::duration::zero();
                 asio::co_spawn(
-                    ctx, bench_client(plan, stats[t], c, delay), [&](std::exception_ptr e) {
+                    ctx, bench_client(plan, lanes[t], c, c / threads, delay),
+                    [&](std::exception_ptr e) {
                         if (e)
-                            ++stats[t].errors[static_cast<std::size_t>(bench_error::other)];
+                            ++lanes[t].stats.errors[static_cast<std::size_t>(bench_error::other)];
                     });
             }
+            if (!o.requests)
+                asio::co_spawn(ctx, cut_at_end(plan, lanes[t]), [](std::exception_ptr e) {
+                    if (e)
+                        std::rethrow_exception(e);
+                });
             ctx.run();
         });
     }
     for (auto& th : pool)
         th.join();
     const auto finished = clock::now();
-    for (auto& s : stats) {
+    for (auto& l : lanes) {
+        const auto& s = l.stats;
         total.requests += s.requests;
         total.bytes += s.bytes;
         total.aborted += s.aborted;
@@ -391,10 +438,7 @@ bench_report run_bench(const bench_options& o) {
         total.first_byte.merge(s.first_byte);
         total.last_byte.merge(s.last_byte);
     }
-    total.seconds =
-        std::chrono::duration<double>(std::min(finished, plan.end) - plan.measure_from).count();
-    if (o.requests)
-        total.seconds = std::chrono::duration<double>(finished - plan.measure_from).count();
+    total.seconds = bench_window{plan.measure_from, plan.end}.seconds(finished);
     return total;
 }
 

@@ -5,6 +5,7 @@
 #include "ferry/client/downloader.hpp"
 #include "ferry/client/exit_code.hpp"
 #include "ferry/protocol/frame.hpp"
+#include "ferry/transport/strict_option.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -25,6 +26,8 @@
 namespace ferry::client {
 namespace po = boost::program_options;
 namespace stdfs = std::filesystem;
+using transport::strict;
+using transport::strict_value;
 
 namespace {
 
@@ -46,38 +49,71 @@ constexpr const char* overview =
     "3 not found, 4 forbidden, 5 network/timeout, 6 integrity, 7 busy, 8 local I/O, 9 file "
     "exists.\n";
 
-po::options_description common_options(timeouts& t, unsigned& retries, bool& quiet, bool& json) {
+/// The longest duration any option accepts (11.5 days): far beyond any real timeout or run,
+/// far below what a clock::duration holds.
+constexpr double max_seconds = 1e6;
+
+/// A duration option's seconds, checked: above 0 (at least 0 with `zero_ok`) and at most
+/// max_seconds. The error names the option.
+clock::duration checked_seconds(const char* option, double s, bool zero_ok = false) {
+    if (s > max_seconds || (!zero_ok && !(s > 0)))
+        throw usage_error(fmt::format("--{} must be {} 0 and at most {} seconds (got {})", option,
+                                      zero_ok ? "at least" : "above", max_seconds, s));
+    return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s));
+}
+
+/// An integer option, checked against [lo, hi]. The error names the option.
+template <class T>
+void check_range(const char* option, T value, T lo, T hi) {
+    if (value < lo || value > hi)
+        throw usage_error(
+            fmt::format("--{} must be between {} and {} (got {})", option, lo, hi, value));
+}
+
+/// The options every command shares, as read; timeouts() checks and converts the durations.
+struct common_values {
+    double connect = 10; ///< seconds
+    double stall = 30;   ///< seconds
+    unsigned retries = 5;
+    bool quiet = false;
+    bool json = false;
+
+    timeouts checked_timeouts() const {
+        return {checked_seconds("connect-timeout", connect),
+                checked_seconds("stall-timeout", stall)};
+    }
+};
+
+/// The shared options a command offers: --retries only where the command retries, --quiet
+/// only where it prints more than its answer. An option a command does not offer is refused.
+po::options_description common_options(common_values& c, bool retries, bool quiet) {
     po::options_description d{"Common options"};
-    d.add_options()("help,h", "show this help")(
-        "connect-timeout", po::value<double>()->default_value(10)->notifier([&t](double s) {
-            t.connect =
-                std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s));
-        }),
-        "seconds to establish a connection")(
-        "stall-timeout", po::value<double>()->default_value(30)->notifier([&t](double s) {
-            t.stall = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s));
-        }),
-        "seconds without data before a connection counts as stalled and is retried")(
-        "retries", po::value<unsigned>(&retries)->default_value(5),
-        "retries after network errors, 'busy' and stalls")(
-        "quiet,q", po::bool_switch(&quiet),
-        "no progress bar or summary lines (errors still go to stderr)")(
-        "json", po::bool_switch(&json), "print a machine-readable result on stdout");
+    d.add_options()("help,h", "show this help")("connect-timeout", strict_value(&c.connect),
+                                                "seconds to establish a connection")(
+        "stall-timeout", strict_value(&c.stall),
+        retries ? "seconds without data before a connection counts as stalled and is retried"
+                : "seconds without data before a connection counts as stalled (a failure)");
+    if (retries)
+        d.add_options()("retries", strict_value(&c.retries),
+                        "retries after network errors, 'busy' and stalls (at most 1000)");
+    if (quiet)
+        d.add_options()("quiet,q", po::bool_switch(&c.quiet),
+                        "no progress bar or summary lines (errors still go to stderr)");
+    d.add_options()("json", po::bool_switch(&c.json), "print a machine-readable result on stdout");
     return d;
 }
 
-void check_timeouts(const timeouts& t) {
-    if (!(t.connect > clock::duration::zero()) || !(t.stall > clock::duration::zero()))
-        throw usage_error("timeouts must be above 0 seconds");
+/// True if `option` was on the command line (not merely its default).
+bool given(const po::variables_map& vm, const char* option) {
+    return vm.count(option) && !vm[option].defaulted();
 }
 
 /// Parses a command's options and its URL operands (`max_urls`, -1: any number), which are
-/// required, and checks the common timeouts `t` the options set. Returns nullopt after printing
-/// the command's --help.
+/// required. Returns nullopt after printing the command's --help.
 std::optional<po::variables_map> parse_command(const std::string& command,
                                                const std::vector<std::string>& args,
-                                               const po::options_description& visible, int max_urls,
-                                               const timeouts& t) {
+                                               const po::options_description& visible,
+                                               int max_urls) {
     po::options_description all;
     all.add(visible);
     const po::value_semantic* url =
@@ -106,7 +142,6 @@ std::optional<po::variables_map> parse_command(const std::string& command,
     }
     if (!vm.count("url"))
         throw usage_error(command + " needs " + (max_urls == 1 ? "a URL" : "at least one URL"));
-    check_timeouts(t);
     return vm;
 }
 
@@ -265,9 +300,7 @@ asio::awaitable<std::vector<file_result>> get_all(const get_job& job, timeouts t
 }
 
 int get_command(const std::vector<std::string>& args) {
-    timeouts t;
-    unsigned retries = 5;
-    bool quiet = false, json = false;
+    common_values common;
     std::string output, sha256;
     unsigned connections = 0, parallel = 4;
     std::uint64_t chunk = 4 << 20;
@@ -276,10 +309,9 @@ int get_command(const std::vector<std::string>& args) {
     d.add_options()("output,o", po::value<std::string>(&output),
                     "output file ('-' for standard output); with several URLs, an existing "
                     "directory (default: the URL's base name in the current directory)")(
-        "connections,j", po::value<unsigned>(&connections)->default_value(0),
-        "connections per file (0: 1 below 32 MiB, 4 from there on)")(
-        "parallel", po::value<unsigned>(&parallel)->default_value(4),
-        "files downloaded at the same time")(
+        "connections,j", strict_value(&connections),
+        "connections per file, at most 64 (0: 1 below 32 MiB, 4 from there on)")(
+        "parallel", strict_value(&parallel), "files downloaded at the same time")(
         "sha256", po::value<std::string>(&sha256),
         "check against this hex SHA-256 instead of the server's")(
         "no-verify", po::bool_switch(&no_verify), "do not verify the SHA-256")(
@@ -287,19 +319,29 @@ int get_command(const std::vector<std::string>& args) {
         "force", po::bool_switch(&force),
         "replace an existing output file")("skip-existing", po::bool_switch(&skip_existing),
                                            "leave an existing output file and succeed")(
-        "chunk-size", po::value<std::uint64_t>(&chunk)->default_value(4 << 20),
-        "bytes per request of a segmented download");
-    d.add(common_options(t, retries, quiet, json));
-    const auto parsed = parse_command("get", args, d, -1, t);
+        "chunk-size", strict_value(&chunk),
+        "bytes per request of a segmented download (4 KiB to 1 GiB)");
+    d.add(common_options(common, true, true));
+    const auto parsed = parse_command("get", args, d, -1);
     if (!parsed)
         return 0;
     const auto& vm = *parsed;
+    const auto t = common.checked_timeouts();
+    const auto retries = common.retries;
+    const bool quiet = common.quiet, json = common.json;
+    check_range<unsigned>("retries", retries, 0, 1000);
+    check_range<unsigned>("connections", connections, 0, 64);
+    check_range<unsigned>("parallel", parallel, 1, 1000);
+    check_range<std::uint64_t>("chunk-size", chunk, 4096, 1 << 30);
     if (force && skip_existing)
         throw usage_error("--force and --skip-existing contradict each other");
-    if (chunk < 4096)
-        throw usage_error("--chunk-size must be at least 4096");
-    if (parallel == 0 || connections > 64)
-        throw usage_error("--parallel must be at least 1 and -j at most 64");
+    if (no_verify && !sha256.empty())
+        throw usage_error("--no-verify and --sha256 contradict each other");
+    if (output == "-")
+        for (const char* o : {"connections", "chunk-size", "no-resume", "force", "skip-existing"})
+            if (given(vm, o))
+                throw usage_error(fmt::format(
+                    "--{} means nothing with -o - (one connection, in order, nothing kept)", o));
     get_job job;
     for (const auto& text : vm["url"].as<std::vector<std::string>>())
         job.urls.push_back(parse_url_arg(text));
@@ -387,46 +429,51 @@ int get_command(const std::vector<std::string>& args) {
 }
 
 int bench_command(const std::vector<std::string>& args) {
-    timeouts t;
-    unsigned retries = 0;
-    bool quiet = false, json = false;
+    common_values common;
     bench_options o;
     std::string list;
-    std::uint64_t requests = 0;
     po::options_description d{"ferry bench URL [PATH or URL...] [options]"};
-    d.add_options()("connections,c", po::value<unsigned>(&o.connections)->default_value(10),
-                    "concurrent connections")("duration,d",
-                                              po::value<double>(&o.duration)->default_value(10),
-                                              "seconds to run (after the warm-up)")(
-        "requests,n", po::value<std::uint64_t>(&requests), "stop after this many requests instead")(
-        "rate", po::value<double>(&o.rate)->default_value(0),
+    d.add_options()("connections,c", strict_value(&o.connections),
+                    "concurrent connections (at most 1000000)")(
+        "duration,d", strict_value(&o.duration), "seconds to run (after the warm-up)")(
+        "requests,n", strict_value<std::uint64_t>(), "stop after this many requests instead")(
+        "rate", strict_value(&o.rate),
         "open loop: start this many requests per second, latency measured from each intended "
-        "start")("warmup", po::value<double>(&o.warmup)->default_value(0),
-                 "seconds run before measuring")("ramp-up",
-                                                 po::value<double>(&o.ramp_up)->default_value(0),
-                                                 "seconds over which the connections are opened")(
+        "start")("warmup", strict_value(&o.warmup), "seconds run before measuring")(
+        "ramp-up", strict_value(&o.ramp_up), "seconds over which the connections are opened")(
         "list", po::value<std::string>(&list), "file with more paths (or URLs), one per line")(
         "verify", po::bool_switch(&o.verify),
         "hash every body as it streams and compare with the server's SHA-256")(
-        "slow-read", po::value<std::uint64_t>(&o.slow_read)->default_value(0),
-        "hostile: read bodies at this many bytes/s")(
-        "abort-after", po::value<std::uint64_t>(&o.abort_after)->default_value(0),
+        "slow-read", strict_value(&o.slow_read), "hostile: read bodies at this many bytes/s")(
+        "abort-after", strict_value(&o.abort_after),
         "hostile: disconnect after this many body bytes")(
         "idle", po::bool_switch(&o.idle), "hostile: connect and send nothing for the duration")(
-        "threads", po::value<unsigned>(&o.threads)->default_value(0),
-        "client threads (0: one per core)");
-    d.add(common_options(t, retries, quiet, json));
-    const auto parsed = parse_command("bench", args, d, -1, t);
+        "threads", strict_value(&o.threads), "client threads, at most 1024 (0: one per core)");
+    d.add(common_options(common, false, true)); // bench never retries: it counts errors
+    const auto parsed = parse_command("bench", args, d, -1);
     if (!parsed)
         return 0;
     const auto& vm = *parsed;
-    o.limits = t;
-    if (vm.count("requests"))
-        o.requests = requests;
-    if (o.connections == 0 || !(o.duration > 0) || o.rate < 0 || o.warmup < 0 || o.ramp_up < 0 ||
-        (o.requests && *o.requests == 0))
-        throw usage_error("--connections, --duration and --requests must be above 0; --rate, "
-                          "--warmup and --ramp-up not negative");
+    o.limits = common.checked_timeouts();
+    const bool quiet = common.quiet, json = common.json;
+    if (vm.count("requests")) {
+        o.requests = vm["requests"].as<strict<std::uint64_t>>().value;
+        check_range<std::uint64_t>("requests", *o.requests, 1, UINT64_MAX);
+        if (given(vm, "duration"))
+            throw usage_error("--duration and --requests contradict each other");
+    }
+    check_range<unsigned>("connections", o.connections, 1, 1'000'000);
+    check_range<unsigned>("threads", o.threads, 0, 1024);
+    (void)checked_seconds("duration", o.duration);
+    (void)checked_seconds("warmup", o.warmup, true);
+    (void)checked_seconds("ramp-up", o.ramp_up, true);
+    if (o.rate > 1e9)
+        throw usage_error(fmt::format("--rate must be at most 1e9 requests/s (got {})", o.rate));
+    if (o.idle)
+        for (const char* opt : {"requests", "rate", "verify", "slow-read", "abort-after"})
+            if (given(vm, opt))
+                throw usage_error(fmt::format(
+                    "--{} means nothing with --idle (it connects and sends nothing)", opt));
     auto add = [&](const std::string& text) {
         if (text.rfind("ferry://", 0) == 0 || o.targets.empty()) {
             o.targets.push_back(parse_url_arg(text));
@@ -463,18 +510,20 @@ int bench_command(const std::vector<std::string>& args) {
 }
 
 int single_url_command(const std::string& name, const std::vector<std::string>& args) {
-    timeouts t;
-    unsigned retries = 5;
-    bool quiet = false, json = false, sha256 = false;
+    common_values common;
+    bool sha256 = false;
     po::options_description d{"ferry " + name + " URL [options]"};
     if (name == "stat")
         d.add_options()("sha256", po::bool_switch(&sha256),
                         "also show the file's SHA-256 (computed by the server)");
-    d.add(common_options(t, retries, quiet, json));
-    const auto parsed = parse_command(name, args, d, 1, t);
+    // One request, not retried; the answer is all it prints.
+    d.add(common_options(common, false, false));
+    const auto parsed = parse_command(name, args, d, 1);
     if (!parsed)
         return 0;
     const auto& vm = *parsed;
+    const auto t = common.checked_timeouts();
+    const bool json = common.json;
     const auto u = parse_url_arg(vm["url"].as<std::string>());
     return name == "stat" ? run_async(stat_command(u, sha256, json, t))
                           : run_async(ls_command(u, json, t));

@@ -3,6 +3,7 @@
 #include "ferry/client/background_hasher.hpp"
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/output_dir.hpp"
+#include "ferry/client/retry_policy.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/transport/sha256.hpp"
 
@@ -17,7 +18,6 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <future>
-#include <random>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,25 +77,6 @@ void connection_pool::give_back(const url& u, std::unique_ptr<connection> c) {
 }
 
 namespace {
-
-bool retryable(const failure& f) {
-    if (f.what == failure::kind::network)
-        return true;
-    return f.what == failure::kind::server &&
-           (f.error.code == fp::status::busy || f.error.code == fp::status::shutting_down ||
-            f.error.code == fp::status::internal_error);
-}
-
-/// Exponential backoff with jitter, or the server's retry-after hint.
-clock::duration backoff(const failure& f, unsigned attempt) {
-    if (f.what == failure::kind::server && f.error.retry_after_ms > 0) // a hint, capped at a minute
-        return std::chrono::milliseconds(std::min<std::uint32_t>(f.error.retry_after_ms, 60000));
-    static thread_local std::mt19937 rng{std::random_device{}()};
-    const double base = 0.2 * static_cast<double>(1U << std::min(attempt, 6U));
-    const double jitter = std::uniform_real_distribution<double>(0.5, 1.0)(rng);
-    return std::chrono::duration_cast<clock::duration>(
-        std::chrono::duration<double>(std::min(base, 10.0) * jitter));
-}
 
 asio::awaitable<void> sleep_for(clock::duration d) {
     asio::steady_timer t{co_await asio::this_coro::executor, d};
@@ -225,7 +206,7 @@ asio::awaitable<failure> fetch(job& j, connection& c, byte_range r,
 asio::awaitable<void> run_worker(job& j, unsigned id) {
     std::unique_ptr<connection> conn;
     std::vector<std::byte> buffer(1 << 20);
-    unsigned attempt = 0;
+    retry_policy retry{j.o.retries};
     while (!j.stop) {
         auto r = j.planner.next();
         if (!r)
@@ -249,7 +230,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
             }
             if (!f) {
                 j.completed(*r);
-                attempt = 0;
+                retry.reset();
                 if (clock::now() - j.last_checkpoint > std::chrono::seconds(1))
                     j.checkpoint_in_background();
                 break;
@@ -261,14 +242,15 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
                 j.halt();
                 co_return;
             }
-            if (!retryable(f) || ++attempt > j.o.retries) {
+            const auto wait = retry.next(f);
+            if (!wait) {
                 j.fatal = f;
                 j.halt();
                 co_return;
             }
             j.bar.note("ferry: " + j.u.str() + ": " + f.message() + "; retrying (" +
-                       std::to_string(attempt) + "/" + std::to_string(j.o.retries) + ")");
-            co_await sleep_for(backoff(f, attempt));
+                       std::to_string(retry.used()) + "/" + std::to_string(retry.attempts()) + ")");
+            co_await sleep_for(*wait);
         }
     }
     j.pool.give_back(j.u, std::move(conn));
@@ -280,7 +262,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
 asio::awaitable<void> fetch_digest(job& j) {
     timeouts patient = j.o.limits;
     patient.stall = std::max<clock::duration>(patient.stall, std::chrono::hours(1));
-    for (unsigned attempt = 0;; ++attempt) {
+    for (retry_policy retry{j.o.retries};;) {
         auto [f, conn] = co_await connection::open(j.u, patient);
         fp::stat_reply reply;
         if (!f)
@@ -296,11 +278,12 @@ asio::awaitable<void> fetch_digest(job& j) {
             j.halt();
             co_return;
         }
-        if (!retryable(f) || attempt >= j.o.retries) {
+        const auto wait = retry.next(f);
+        if (!wait) {
             j.digest_failure = f;
             co_return;
         }
-        co_await sleep_for(backoff(f, attempt + 1));
+        co_await sleep_for(*wait);
     }
 }
 
@@ -366,8 +349,9 @@ asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection
     std::optional<fp::file_identity> identity;
     std::uint64_t size = 0;
     std::vector<std::byte> buffer(1 << 20);
-    unsigned attempt = 0;
+    retry_policy retry{o.retries};
     for (;;) {
+        const auto written_before = written;
         auto [f, conn] = co_await pool.take(u);
         fp::get_header header;
         const fp::get_request request{u.path, written, fp::to_end, identity};
@@ -405,12 +389,15 @@ asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection
             pool.give_back(u, std::move(conn));
             break;
         }
-        if (!retryable(f) || ++attempt > o.retries) {
+        if (written > written_before)
+            retry.reset(); // progress: a new failure streak
+        const auto wait = retry.next(f);
+        if (!wait) {
             r.code = code_for(f);
             r.error = f.message();
             co_return r;
         }
-        co_await sleep_for(backoff(f, attempt));
+        co_await sleep_for(*wait);
     }
     r.size = size;
     const auto digest = hash.finish();
@@ -507,16 +494,17 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         // What is the file now? A STAT on a pooled connection (retried like everything else).
         fp::stat_reply st;
         failure f;
-        for (unsigned attempt = 0;; ++attempt) {
+        for (retry_policy retry{o.retries};;) {
             auto [of, conn] = co_await pool.take(u);
             f = of;
             if (!f)
                 f = co_await conn->stat(u.path, false, st);
             if (!f)
                 pool.give_back(u, std::move(conn));
-            if (!f || !retryable(f) || attempt >= o.retries)
+            const auto wait = f ? retry.next(f) : std::nullopt;
+            if (!wait)
                 break;
-            co_await sleep_for(backoff(f, attempt + 1));
+            co_await sleep_for(*wait);
         }
         if (!f && st.kind != fp::file_kind::regular) {
             f.what = failure::kind::server;

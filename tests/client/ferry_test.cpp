@@ -1,4 +1,5 @@
 // The real ferry binary against a real ferryd on 127.0.0.1:0 (label: integration).
+#include "bad_options.hpp"
 #include "support/process.hpp"
 #include "support/test_client.hpp"
 
@@ -545,6 +546,28 @@ TEST_F(FerryCli, LsAndStat) {
 namespace ferry::test {
 namespace {
 
+/// Every numeric option of every command is read strictly and bounded: a bad value is exit 2
+/// naming the option, before anything is contacted (a value let through would end in exit 5).
+/// One bad value per option here; CliOptions in client_tests runs every case in-process.
+TEST_F(FerryCli, EveryNumericOptionRefusesBadNumbersNamingTheOption) {
+    for (const auto& b : bad_numbers(true)) {
+        auto r = ferry(work.path(), b.args);
+        EXPECT_EQ(r.code, 2) << quoted(b.args) << ": " << r.output;
+        EXPECT_NE(r.output.find(b.option), std::string::npos) << quoted(b.args) << ": " << r.output;
+    }
+    EXPECT_TRUE(std::filesystem::is_empty(work.path()));
+}
+
+/// An option that means nothing for a command is refused, not silently ignored.
+TEST_F(FerryCli, OptionsThatMeanNothingForTheCommandAreRefused) {
+    for (const auto& b : meaningless_options()) {
+        auto r = ferry(work.path(), b.args);
+        EXPECT_EQ(r.code, 2) << quoted(b.args) << ": " << r.output;
+        EXPECT_NE(r.output.find(b.option), std::string::npos) << quoted(b.args) << ": " << r.output;
+    }
+    EXPECT_TRUE(std::filesystem::is_empty(work.path()));
+}
+
 /// CI runs ferry bench only briefly, as a correctness check: zero errors, sane numbers.
 TEST_F(FerryCli, BenchRunsCleanlyAndReportsSaneNumbers) {
     write_file(root / "4k", make_content(4096, 31));
@@ -586,6 +609,62 @@ TEST_F(FerryCli, BenchRunsCleanlyAndReportsSaneNumbers) {
                       {"bench", url_of(server, "4k"), "-c", "5", "-d", "0.5", "--idle", "--json"});
     ASSERT_EQ(idle.code, 0) << idle.output;
     EXPECT_EQ(nlohmann::json::parse(idle.output.substr(idle.output.find('{')))["held_open"], 5);
+}
+
+nlohmann::json bench_json(const run_result& r) {
+    const auto start = r.output.find('{');
+    if (start == std::string::npos)
+        throw std::runtime_error("no JSON in: " + r.output);
+    return nlohmann::json::parse(r.output.substr(start));
+}
+
+/// A bench run with --duration reports what flowed inside its window: a rate-limited server
+/// cannot be reported faster than its limit, and transfers still running at the end are cut
+/// there (neither awaited nor counted whole nor errors).
+TEST_F(FerryCli, BenchCountsOnlyTheBytesThatArriveInsideTheWindow) {
+    constexpr std::uint64_t rate = 1 << 20; // bytes/s per connection
+    constexpr int connections = 2;
+    write_file(root / "big", make_content(32 << 20, 33)); // 32 s per request at the rate
+    ferryd_process server{root.path(), {"--rate-limit", std::to_string(rate)}};
+    const auto started = std::chrono::steady_clock::now();
+    auto r = ferry(work.path(), {"bench", url_of(server, "big"), "-c", std::to_string(connections),
+                                 "-d", "3", "--json"});
+    const auto took = std::chrono::steady_clock::now() - started;
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto j = bench_json(r);
+    EXPECT_EQ(j["error_total"], 0) << r.output;
+    EXPECT_EQ(j["requests"], 0) << r.output; // none could complete within 3 s
+    const double mibs = j["mib_per_second"].get<double>();
+    EXPECT_GT(mibs, 0) << r.output;
+    // At most what could flow: R per connection, plus the limiter's initial burst (R / 10).
+    EXPECT_LE(mibs, connections * static_cast<double>(rate) * 1.1 / (1 << 20)) << r.output;
+    EXPECT_GT(j["seconds"].get<double>(), 2.9) << r.output;
+    EXPECT_LE(j["seconds"].get<double>(), 3.0) << r.output;
+    EXPECT_LT(took, std::chrono::seconds(15)); // cut at the end, not awaited (32 s)
+}
+
+TEST_F(FerryCli, BenchWithSmallFilesCountsTheRequestsCompletedInsideTheWindow) {
+    constexpr int connections = 4;
+    write_file(root / "4k", make_content(4096, 34));
+    ferryd_process server{root.path()};
+    auto r = ferry(work.path(), {"bench", url_of(server, "4k"), "-c", std::to_string(connections),
+                                 "-d", "1", "--warmup", "0.2", "--json"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto j = bench_json(r);
+    EXPECT_EQ(j["error_total"], 0) << r.output;
+    const auto requests = j["requests"].get<std::uint64_t>();
+    const auto bytes = j["bytes"].get<std::uint64_t>();
+    const double seconds = j["seconds"].get<double>();
+    EXPECT_GT(requests, 10U) << r.output;
+    // A body may arrive inside the window and its trailer after it: at most one per connection.
+    EXPECT_GE(bytes, requests * 4096) << r.output;
+    EXPECT_LE(bytes, (requests + connections) * 4096) << r.output;
+    EXPECT_GT(seconds, 0.9) << r.output;
+    EXPECT_LE(seconds, 1.0) << r.output;
+    EXPECT_NEAR(j["requests_per_second"].get<double>(), static_cast<double>(requests) / seconds,
+                1e-6 * static_cast<double>(requests))
+        << r.output;
+    EXPECT_EQ(j["latency"]["last_byte"]["count"], requests) << r.output;
 }
 
 TEST_F(FerryCli, BenchCountsErrorsByCause) {

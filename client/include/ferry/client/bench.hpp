@@ -61,6 +61,32 @@ struct bench_report {
     nlohmann::json json() const;
 };
 
+/// The measured window [from, to) of a run and what falls inside it: body bytes by the time
+/// they were received (a transfer straddling an edge contributes the bytes received inside),
+/// requests and errors by the time they ended. Pure: the bench loop feeds it clock readings.
+class bench_window {
+public:
+    bench_window(clock::time_point from, clock::time_point to) noexcept : from_(from), to_(to) {}
+
+    bool contains(clock::time_point t) const noexcept { return from_ <= t && t < to_; }
+    /// True from the window's end on: transfers still running are cut.
+    bool over(clock::time_point t) const noexcept { return t >= to_; }
+    /// `n` body bytes received at `t`: the count of them inside the window (n or 0).
+    std::uint64_t bytes_inside(clock::time_point t, std::uint64_t n) const noexcept {
+        return contains(t) ? n : 0;
+    }
+    /// The window's length as measured by a run that stopped at `finished`: [from, min(finished,
+    /// to)), 0 if it stopped before the window began.
+    double seconds(clock::time_point finished) const noexcept;
+
+    clock::time_point from() const noexcept { return from_; }
+    clock::time_point to() const noexcept { return to_; }
+
+private:
+    clock::time_point from_;
+    clock::time_point to_;
+};
+
 /// Runs the benchmark (blocking) and returns the merged report. Raises RLIMIT_NOFILE as far as
 /// the hard limit allows and warns when the connections may exceed it or the ephemeral ports.
 bench_report run_bench(const bench_options& o);
