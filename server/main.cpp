@@ -17,10 +17,7 @@ int main(int argc, char** argv) {
         if (!cli.config)
             return cli.exit_code;
         const auto& cfg = *cli.config;
-        const auto level = spdlog::level::from_str(cfg.log_level);
-        if (level == spdlog::level::off && cfg.log_level != "off")
-            throw config_error("--log-level " + cfg.log_level +
-                               ": expected trace, debug, info, warn, error or off");
+        const auto level = spdlog::level::from_str(cfg.log_level); // checked by the parser
         auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
         auto make = [&](const char* name, spdlog::sink_ptr s) {
             auto l = std::make_shared<spdlog::logger>(name, std::move(s));

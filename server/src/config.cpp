@@ -1,11 +1,14 @@
 #include "ferry/server/config.hpp"
 
 #include "ferry/protocol/frame.hpp"
+#include "ferry/protocol/text.hpp"
+#include "ferry/transport/strict_option.hpp"
 
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <spdlog/common.h>
 #include <thread>
 
 namespace ferry::server {
@@ -14,56 +17,216 @@ namespace po = boost::program_options;
 boost::asio::ip::tcp::endpoint parse_listen_address(const std::string& text) {
     const auto colon = text.rfind(':');
     if (colon == std::string::npos || colon + 1 == text.size())
-        throw config_error("--listen " + text +
-                           ": expected HOST:PORT, e.g. 127.0.0.1:7878 or [::1]:7878");
+        throw config_error(text + ": expected HOST:PORT, e.g. 127.0.0.1:7878 or [::1]:7878");
     std::string host = text.substr(0, colon);
     const std::string port_text = text.substr(colon + 1);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
         host = host.substr(1, host.size() - 2);
     else if (host.find(':') != std::string::npos)
-        throw config_error("--listen " + text +
-                           ": put an IPv6 address in brackets, e.g. [::1]:7878");
+        throw config_error(text + ": put an IPv6 address in brackets, e.g. [::1]:7878");
     boost::system::error_code ec;
     auto address = boost::asio::ip::make_address(host, ec);
     if (ec)
-        throw config_error("--listen " + text + ": '" + host + "' is not an IP address literal");
-    unsigned long port = 0;
-    std::size_t used = 0;
-    try {
-        port = std::stoul(port_text, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used != port_text.size() || port > 65535)
-        throw config_error("--listen " + text + ": port must be a number from 0 to 65535");
-    return {address, static_cast<unsigned short>(port)};
+        throw config_error(text + ": '" + host + "' is not an IP address literal");
+    const auto port = protocol::parse_unsigned(port_text, 65535);
+    if (!port)
+        throw config_error(text + ": port must be a number from 0 to 65535");
+    return {address, static_cast<unsigned short>(*port)};
 }
 
 namespace {
 
-std::chrono::milliseconds seconds_option(const po::variables_map& vm, const char* name) {
-    const double s = vm[name].as<double>();
+using transport::strict;
+using transport::strict_value;
+
+/// How a message names an option: "--threads" on the command line, "threads" in a file.
+struct option_names {
+    const char* prefix;
+    std::string operator()(const char* name) const { return prefix + std::string{name}; }
+};
+
+template <class T>
+T number(const po::variables_map& vm, const char* name) {
+    return vm[name].as<strict<T>>().value;
+}
+
+std::chrono::milliseconds seconds_option(const po::variables_map& vm, const char* name,
+                                         const option_names& opt) {
+    const double s = number<double>(vm, name);
     if (!(s > 0) || s > 1e6)
-        throw config_error(std::string{"--"} + name + " must be a number of seconds above 0");
+        throw config_error(opt(name) + " must be a number of seconds above 0 and at most 1000000");
     return std::chrono::milliseconds{static_cast<std::int64_t>(std::llround(s * 1000))};
 }
 
-symlink_policy parse_symlinks(const std::string& s) {
+dotfile_policy parse_dotfiles(const std::string& s, const option_names& opt) {
+    if (s == "deny")
+        return dotfile_policy::deny;
+    if (s == "allow")
+        return dotfile_policy::allow;
+    throw config_error(opt("dotfiles") + " " + s + ": expected deny or allow");
+}
+
+symlink_policy parse_symlinks(const std::string& s, const option_names& opt) {
     if (s == "deny")
         return symlink_policy::deny;
     if (s == "inside")
         return symlink_policy::inside;
     if (s == "follow")
         return symlink_policy::follow;
-    throw config_error("--symlinks " + s + ": expected deny, inside or follow");
+    throw config_error(opt("symlinks") + " " + s + ": expected deny, inside or follow");
 }
 
-dotfile_policy parse_dotfiles(const std::string& s) {
-    if (s == "deny")
-        return dotfile_policy::deny;
-    if (s == "allow")
-        return dotfile_policy::allow;
-    throw config_error("--dotfiles " + s + ": expected deny or allow");
+/// The options valid both on the command line and as keys of the --config file.
+po::options_description serving_options() {
+    po::options_description serving{"Serving (also valid as keys in the --config file)"};
+    serving.add_options()("root", po::value<std::string>(),
+                          "directory to serve (or give it as the argument DIR)")(
+        "listen", po::value<std::vector<std::string>>(),
+        "address to listen on, HOST:PORT; repeatable; IPv6 in brackets ([::1]:7878); port 0 "
+        "picks a free port (default 127.0.0.1:7878)")(
+        "port-file", po::value<std::string>(),
+        "write the bound port of each --listen, one per line, once serving")(
+        "threads", strict_value<unsigned>()->default_value({0}),
+        "I/O threads, one io_context each (0: one per core; at most 1024)")(
+        "symlinks", po::value<std::string>()->default_value("inside"), "deny | inside | follow")(
+        "dotfiles", po::value<std::string>()->default_value("deny"),
+        "deny | allow: serve, STAT and list names starting with '.' (.git, .env)")(
+        "max-connections", strict_value<std::size_t>()->default_value({10000}),
+        "connections served at once; more get 'busy'")(
+        "max-connections-per-ip", strict_value<std::size_t>()->default_value({0}),
+        "connections per client address (0: no limit)")(
+        "busy-retry-after", strict_value<double>()->default_value({1.0}),
+        "seconds a 'busy' reply tells the client to wait")(
+        "request-timeout", strict_value<double>()->default_value({10.0}),
+        "seconds for a complete request frame to arrive")(
+        "progress-timeout", strict_value<double>()->default_value({30.0}),
+        "seconds a client may accept no bytes before the transfer is aborted")(
+        "idle-timeout", strict_value<double>()->default_value({60.0}),
+        "seconds an idle keep-alive connection is kept")(
+        "drain-timeout", strict_value<double>()->default_value({30.0}),
+        "seconds transfers may run on after SIGTERM/SIGINT")(
+        "rate-limit", strict_value<std::uint64_t>()->default_value({0}),
+        "bytes per second per connection (0: unlimited)")(
+        "digest-threads", strict_value<unsigned>()->default_value({2}),
+        "threads computing SHA-256 digests and directory listings (at least 1)")(
+        "digest-cache-entries", strict_value<std::size_t>()->default_value({4096}),
+        "digests kept, by file identity")("log-level",
+                                          po::value<std::string>()->default_value("info"),
+                                          "trace | debug | info | warn | error | off")(
+        "access-log", po::value<std::string>(),
+        "write the access log (one line per request) to this file instead of the main log");
+    return serving;
+}
+
+/// The configuration `vm` describes, every value checked; the root is left empty if none is
+/// given (the caller decides whether that is an error).
+server_config to_config(const po::variables_map& vm, const option_names& opt) {
+    server_config c;
+    if (vm.count("root"))
+        c.root = vm["root"].as<std::string>();
+    if (vm.count("listen"))
+        for (const auto& l : vm["listen"].as<std::vector<std::string>>()) {
+            try {
+                c.listen.push_back(parse_listen_address(l));
+            } catch (const config_error& e) {
+                throw config_error(opt("listen") + " " + e.what());
+            }
+        }
+    else
+        c.listen.push_back(parse_listen_address("127.0.0.1:7878"));
+    if (vm.count("port-file"))
+        c.port_file = vm["port-file"].as<std::string>();
+    c.threads = number<unsigned>(vm, "threads");
+    if (c.threads > 1024)
+        throw config_error(opt("threads") + " must be at most 1024");
+    if (c.threads == 0)
+        c.threads = std::max(1U, std::thread::hardware_concurrency());
+    c.symlinks = parse_symlinks(vm["symlinks"].as<std::string>(), opt);
+    c.dotfiles = parse_dotfiles(vm["dotfiles"].as<std::string>(), opt);
+    c.max_connections = number<std::size_t>(vm, "max-connections");
+    if (c.max_connections == 0)
+        throw config_error(opt("max-connections") + " must be at least 1");
+    c.max_connections_per_ip = number<std::size_t>(vm, "max-connections-per-ip");
+    c.busy_retry_after = seconds_option(vm, "busy-retry-after", opt);
+    c.request_timeout = seconds_option(vm, "request-timeout", opt);
+    c.progress_timeout = seconds_option(vm, "progress-timeout", opt);
+    c.idle_timeout = seconds_option(vm, "idle-timeout", opt);
+    c.drain_timeout = seconds_option(vm, "drain-timeout", opt);
+    c.rate_limit = number<std::uint64_t>(vm, "rate-limit");
+    c.digest_threads = number<unsigned>(vm, "digest-threads");
+    if (c.digest_threads == 0)
+        throw config_error(opt("digest-threads") + " must be at least 1");
+    c.digest_cache_entries = number<std::size_t>(vm, "digest-cache-entries");
+    c.log_level = vm["log-level"].as<std::string>();
+    if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
+        throw config_error(opt("log-level") + " " + c.log_level +
+                           ": expected trace, debug, info, warn, error or off");
+    if (vm.count("access-log"))
+        c.access_log = vm["access-log"].as<std::string>();
+    return c;
+}
+
+std::string trim(std::string_view s) {
+    const auto first = s.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos)
+        return {};
+    return std::string{s.substr(first, s.find_last_not_of(" \t\r") - first + 1)};
+}
+
+/// Reads an INI file of `key = value` lines (`#` starts a comment, as does `;` at the start of
+/// a line; no sections), checking each line as it goes so that an error names FILE:LINE: an
+/// unknown key, a value its option refuses, a key given twice that takes one value.
+po::parsed_options read_config_file(const std::string& file, const po::options_description& desc) {
+    std::ifstream in{file};
+    if (!in)
+        throw config_error("--config " + file + ": cannot open the file");
+    po::parsed_options parsed{&desc};
+    std::string line;
+    for (unsigned number = 1; std::getline(in, line); ++number) {
+        const auto where = file + ":" + std::to_string(number) + ": ";
+        const auto text = trim(line.substr(0, line.find('#')));
+        if (text.empty() || text.front() == ';')
+            continue;
+        if (text.front() == '[')
+            throw config_error(where + "sections are not used (" + text + ")");
+        const auto equals = text.find('=');
+        if (equals == std::string::npos)
+            throw config_error(where + "expected KEY = VALUE, not '" + text + "'");
+        const auto key = trim(text.substr(0, equals));
+        if (!desc.find_nothrow(key, false))
+            throw config_error(where + "unknown option '" + key + "'");
+        po::option o{key, {trim(text.substr(equals + 1))}};
+        o.original_tokens = {text};
+        parsed.options.push_back(o);
+        // Check this line as the whole file will be: with the earlier lines of the same key.
+        po::parsed_options same_key{&desc};
+        for (const auto& earlier : parsed.options)
+            if (earlier.string_key == key)
+                same_key.options.push_back(earlier);
+        try {
+            po::variables_map vm;
+            po::store(same_key, vm);
+            po::notify(vm);
+            (void)to_config(vm, option_names{""});
+        } catch (const po::error& e) {
+            throw config_error(where + e.what());
+        } catch (const config_error& e) {
+            throw config_error(where + e.what());
+        }
+    }
+    if (in.bad())
+        throw config_error("--config " + file + ": cannot read the file");
+    return parsed;
+}
+
+/// The root must name an existing directory (what --check-config checks; the server opens it).
+void check_root(const std::filesystem::path& root) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(root, ec);
+    if (ec)
+        throw config_error("root " + root.string() + ": " + ec.message());
+    if (!std::filesystem::is_directory(status))
+        throw config_error("root " + root.string() + ": not a directory");
 }
 
 } // namespace
@@ -73,70 +236,38 @@ command_line parse_command_line(int argc, const char* const* argv) {
     general.add_options()("help,h", "show this help and exit")("version",
                                                                "show the version and exit")(
         "config", po::value<std::string>(),
-        "read options from this INI file (the command line wins)");
-    po::options_description serving{"Serving (also valid as keys in the --config file)"};
-    serving.add_options()("root", po::value<std::string>()->default_value("."),
-                          "directory to serve")(
-        "listen", po::value<std::vector<std::string>>(),
-        "address to listen on, HOST:PORT; repeatable; IPv6 in brackets ([::1]:7878); port 0 "
-        "picks a free port (default 127.0.0.1:7878)")(
-        "port-file", po::value<std::string>(),
-        "write the bound port of each --listen, one per line, once serving")(
-        "threads", po::value<unsigned>()->default_value(0),
-        "I/O threads, one io_context each (0: one per core)")(
-        "symlinks", po::value<std::string>()->default_value("inside"), "deny | inside | follow")(
-        "dotfiles", po::value<std::string>()->default_value("deny"),
-        "deny | allow: serve, STAT and list names starting with '.' (.git, .env)")(
-        "max-connections", po::value<std::size_t>()->default_value(10000),
-        "connections served at once; more get 'busy'")(
-        "max-connections-per-ip", po::value<std::size_t>()->default_value(0),
-        "connections per client address (0: no limit)")(
-        "busy-retry-after", po::value<double>()->default_value(1.0),
-        "seconds a 'busy' reply tells the client to wait")(
-        "request-timeout", po::value<double>()->default_value(10.0),
-        "seconds for a complete request frame to arrive")(
-        "progress-timeout", po::value<double>()->default_value(30.0),
-        "seconds a client may accept no bytes before the transfer is aborted")(
-        "idle-timeout", po::value<double>()->default_value(60.0),
-        "seconds an idle keep-alive connection is kept")(
-        "drain-timeout", po::value<double>()->default_value(30.0),
-        "seconds transfers may run on after SIGTERM/SIGINT")(
-        "rate-limit", po::value<std::uint64_t>()->default_value(0),
-        "bytes per second per connection (0: unlimited)")(
-        "digest-threads", po::value<unsigned>()->default_value(2),
-        "threads computing SHA-256 digests and directory listings")(
-        "digest-cache-entries", po::value<std::size_t>()->default_value(4096),
-        "digests kept, by file identity")("log-level",
-                                          po::value<std::string>()->default_value("info"),
-                                          "trace | debug | info | warn | error | off")(
-        "access-log", po::value<std::string>(),
-        "write the access log (one line per request) to this file instead of the main log");
+        "read options from this INI file (the command line wins)")(
+        "check-config", "check the options, the --config file, the root and the listen "
+                        "addresses, then exit: 0 if all is well, 2 with the error; binds nothing");
+    const po::options_description serving = serving_options();
     po::options_description all;
     all.add(general).add(serving);
+    po::options_description with_argument{all};
+    with_argument.add_options()("root-argument", po::value<std::string>(), "");
+    po::positional_options_description positional;
+    positional.add("root-argument", 1);
 
     po::variables_map vm;
     try {
         // No guessing: "--port 0" must not become "--port-file 0".
-        po::store(po::parse_command_line(argc, argv, all,
-                                         po::command_line_style::default_style &
-                                             ~po::command_line_style::allow_guessing),
+        po::store(po::command_line_parser(argc, argv)
+                      .options(with_argument)
+                      .positional(positional)
+                      .style(po::command_line_style::default_style &
+                             ~po::command_line_style::allow_guessing)
+                      .run(),
                   vm);
-        if (vm.count("config")) {
-            const auto file = vm["config"].as<std::string>();
-            std::ifstream in{file};
-            if (!in)
-                throw config_error("--config " + file + ": cannot open the file");
-            po::store(po::parse_config_file(in, serving), vm); // earlier stores win
-        }
-        po::notify(vm);
     } catch (const po::error& e) {
         throw config_error(e.what());
     }
 
     if (vm.count("help")) {
-        std::cout << "Usage: ferryd [--root DIR] [--listen HOST:PORT]... [options]\n"
-                     "Serves DIR to Ferry clients (protocol "
-                  << int{protocol::version} << ").\n\n"
+        std::cout << "Usage: ferryd [options] DIR\n"
+                     "       ferryd --config FILE [options] [DIR]\n"
+                     "Serves the directory DIR (or --root DIR, or root in the --config file) to "
+                     "Ferry clients\n(protocol "
+                  << int{protocol::version} << "). There is no default: without a root, "
+                  << "ferryd refuses to start.\n\n"
                   << all;
         return {std::nullopt, 0};
     }
@@ -145,37 +276,35 @@ command_line parse_command_line(int argc, const char* const* argv) {
         return {std::nullopt, 0};
     }
 
-    server_config c;
-    c.root = vm["root"].as<std::string>();
-    if (vm.count("listen"))
-        for (const auto& l : vm["listen"].as<std::vector<std::string>>())
-            c.listen.push_back(parse_listen_address(l));
-    else
-        c.listen.push_back(parse_listen_address("127.0.0.1:7878"));
-    if (vm.count("port-file"))
-        c.port_file = vm["port-file"].as<std::string>();
-    c.threads = vm["threads"].as<unsigned>();
-    if (c.threads == 0)
-        c.threads = std::max(1U, std::thread::hardware_concurrency());
-    if (c.threads > 1024)
-        throw config_error("--threads must be at most 1024");
-    c.symlinks = parse_symlinks(vm["symlinks"].as<std::string>());
-    c.dotfiles = parse_dotfiles(vm["dotfiles"].as<std::string>());
-    c.max_connections = vm["max-connections"].as<std::size_t>();
-    if (c.max_connections == 0)
-        throw config_error("--max-connections must be at least 1");
-    c.max_connections_per_ip = vm["max-connections-per-ip"].as<std::size_t>();
-    c.busy_retry_after = seconds_option(vm, "busy-retry-after");
-    c.request_timeout = seconds_option(vm, "request-timeout");
-    c.progress_timeout = seconds_option(vm, "progress-timeout");
-    c.idle_timeout = seconds_option(vm, "idle-timeout");
-    c.drain_timeout = seconds_option(vm, "drain-timeout");
-    c.rate_limit = vm["rate-limit"].as<std::uint64_t>();
-    c.digest_threads = std::max(1U, vm["digest-threads"].as<unsigned>());
-    c.digest_cache_entries = vm["digest-cache-entries"].as<std::size_t>();
-    c.log_level = vm["log-level"].as<std::string>();
-    if (vm.count("access-log"))
-        c.access_log = vm["access-log"].as<std::string>();
+    try {
+        // The argument DIR is the command line's root, so it wins over the file's.
+        if (vm.count("root-argument")) {
+            const std::filesystem::path argument = vm["root-argument"].as<std::string>();
+            const std::filesystem::path option =
+                vm.count("root") ? vm["root"].as<std::string>() : "";
+            if (!option.empty() &&
+                (option / "").lexically_normal() != (argument / "").lexically_normal())
+                throw config_error("two roots: --root " + option.string() + " and the argument " +
+                                   argument.string() + "; give one");
+            po::parsed_options root{&all};
+            root.options.push_back(po::option{"root", {argument.string()}});
+            po::store(root, vm);
+        }
+        if (vm.count("config"))
+            po::store(read_config_file(vm["config"].as<std::string>(), serving), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw config_error(e.what());
+    }
+
+    server_config c = to_config(vm, option_names{"--"});
+    if (c.root.empty())
+        throw config_error("no root directory: give one, e.g. ferryd /srv/files");
+    if (vm.count("check-config")) {
+        check_root(c.root);
+        std::cout << "ferryd: configuration ok\n";
+        return {std::nullopt, 0};
+    }
     return {std::move(c), 0};
 }
 

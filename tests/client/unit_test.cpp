@@ -260,5 +260,31 @@ TEST(Histogram, PercentilesWithinThreePercent) {
     EXPECT_EQ(huge.percentile(50), UINT64_MAX);
 }
 
+// ---- the histogram's documented accuracy (docs/client.md) ------------------------------------
+
+TEST(HistogramAccuracy, APercentileIsAtMostOneSixteenthAboveTheValue) {
+    double worst = 0;
+    auto check = [&](std::uint64_t v) {
+        fc::histogram h;
+        h.record(v);
+        h.record(v);
+        h.record(UINT64_MAX); // the cap at max() must not hide the bucket's edge
+        const auto got = h.percentile(50);
+        ASSERT_GE(got, v);
+        ASSERT_LE(got - v, v / 16) << v;
+        worst = std::max(worst, static_cast<double>(got - v) / static_cast<double>(v));
+        if (v < 32) {
+            EXPECT_EQ(got, v); // exact
+        }
+    };
+    for (std::uint64_t v = 1; v < 4096; ++v)
+        check(v);
+    for (unsigned shift = 12; shift < 63; ++shift)
+        for (std::uint64_t v : {1ULL << shift, (17ULL << shift) / 16, (1ULL << shift) * 3 / 2})
+            check(v);
+    // The bound is the real one: the documented 6.25% is nearly reached.
+    EXPECT_GT(worst, 0.06);
+}
+
 } // namespace
 } // namespace ferry::test

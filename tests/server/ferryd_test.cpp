@@ -26,7 +26,7 @@ TEST(Ferryd, HelpVersionAndBadUsage) {
     for (std::sregex_iterator it{help.output.begin(), help.output.end(), option}, end; it != end;
          ++it) {
         const auto key = (*it)[1].str();
-        if (key == "help" || key == "version" || key == "config")
+        if (key == "help" || key == "version" || key == "config" || key == "check-config")
             continue;
         ++options;
         EXPECT_TRUE(example.find("\n" + key + " = ") != std::string::npos ||
@@ -344,6 +344,168 @@ TEST(Ferryd, DotfilesOnlyWithDotfilesAllow) {
         c.close();
         EXPECT_EQ(server.stop(), 0);
     }
+}
+
+// ---- deployment defaults: the root, --check-config, config-file errors, the systemd unit ------
+
+/// Writes `text` as DIR/ferryd.conf and returns its path.
+std::string config_file(const temp_dir& dir, const std::string& text) {
+    write_file(dir / "ferryd.conf", text);
+    return (dir / "ferryd.conf").string();
+}
+
+TEST(FerrydDeployment, WithoutARootItRefusesToStart) {
+    temp_dir etc;
+    auto r = run({bin("ferryd"), "--listen", "127.0.0.1:0"});
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("ferryd: no root directory: give one, e.g. ferryd /srv/files"),
+              std::string::npos)
+        << r.output;
+    // A config file without a root is no better.
+    r = run({bin("ferryd"), "--config", config_file(etc, "threads = 1\n"), "--check-config"});
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("no root directory"), std::string::npos) << r.output;
+}
+
+TEST(FerrydDeployment, TheRootIsAnArgumentAndTwoDifferentRootsAreAnError) {
+    temp_dir root;
+    temp_dir other;
+    temp_dir run_dir;
+    write_file(root / "hello.txt", "hello");
+    child_process p{{bin("ferryd"), root.path().string(), "--listen", "127.0.0.1:0", "--port-file",
+                     (run_dir / "port").string(), "--log-level", "warn"},
+                    run_dir / "log"};
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!std::filesystem::exists(run_dir / "port")) {
+        ASSERT_FALSE(p.wait_exit(std::chrono::milliseconds(0))) << read_file(run_dir / "log");
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "ferryd did not start";
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling for the port file
+    }
+    const auto port = static_cast<std::uint16_t>(std::stoul(read_file(run_dir / "port")));
+    auto c = test_client::connect(port);
+    EXPECT_EQ(c.get("hello.txt").body, "hello");
+    c.close();
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait_exit(std::chrono::seconds(30)), 0);
+
+    auto both = run({bin("ferryd"), "--root", root.path().string(), other.path().string(),
+                     "--listen", "127.0.0.1:0"});
+    EXPECT_EQ(both.code, 2) << both.output;
+    EXPECT_NE(both.output.find("two roots"), std::string::npos) << both.output;
+    auto same = run({bin("ferryd"), "--root", root.path().string(), root.path().string() + "/",
+                     "--check-config"});
+    EXPECT_EQ(same.code, 0) << same.output;
+}
+
+TEST(FerrydDeployment, ConfigFileErrorsNameTheFileAndTheLine) {
+    temp_dir root;
+    temp_dir etc;
+    const std::string head = "# ferryd\nlisten = 127.0.0.1:0\n\n";
+    struct bad_file {
+        std::string line;    // the third line of the file after `head`
+        std::string message; // what the error says after FILE:LINE
+    };
+    for (const auto& [line, message] :
+         {bad_file{"rot = /srv", "unknown option 'rot'"},
+          bad_file{"threads = -1", "the argument ('-1') for option 'threads' is invalid"},
+          bad_file{"rate-limit = 1e3", "the argument ('1e3') for option 'rate-limit' is invalid"},
+          bad_file{"request-timeout = 1e300", "request-timeout must be a number of seconds"},
+          bad_file{"symlinks = sometimes", "symlinks sometimes: expected deny, inside or follow"},
+          bad_file{"listen = ::1:80", "listen ::1:80: put an IPv6 address in brackets"},
+          bad_file{"root", "expected KEY = VALUE"},
+          bad_file{"[ferryd]", "sections are not used"}}) {
+        const auto file = config_file(etc, head + "digest-threads = 2\n" + line + "\n");
+        for (const bool check : {false, true}) {
+            std::vector<std::string> args{bin("ferryd"), "--config", file, root.path().string()};
+            if (check)
+                args.push_back("--check-config");
+            auto r = run(args);
+            EXPECT_EQ(r.code, 2) << line << ": " << r.output;
+            EXPECT_NE(r.output.find(file + ":5: " + message), std::string::npos)
+                << line << ": " << r.output;
+        }
+    }
+    // A key given twice that takes one value is named at its second line.
+    auto twice = run({bin("ferryd"), "--config", config_file(etc, "threads = 1\nthreads = 2\n"),
+                      root.path().string()});
+    EXPECT_EQ(twice.code, 2);
+    EXPECT_NE(twice.output.find(":2: option 'threads' cannot be specified more than once"),
+              std::string::npos)
+        << twice.output;
+}
+
+TEST(FerrydDeployment, CheckConfigValidatesTheShippedConfigAndNeverBinds) {
+    temp_dir root;
+    temp_dir scratch;
+    const std::string shipped = FERRY_SOURCE_DIR "/config/ferryd.conf";
+    for (const auto& args :
+         {std::vector<std::string>{"--root", root.path().string()}, {root.path().string()}}) {
+        std::vector<std::string> cmd{bin("ferryd"), "--check-config", "--config", shipped};
+        cmd.insert(cmd.end(), args.begin(), args.end());
+        auto r = run(cmd);
+        EXPECT_EQ(r.code, 0) << r.output;
+        EXPECT_EQ(r.output, "ferryd: configuration ok\n");
+    }
+    if (!std::filesystem::exists("/srv/ferry")) {
+        auto r = run({bin("ferryd"), "--check-config", "--config", shipped});
+        EXPECT_EQ(r.code, 2) << r.output;
+        EXPECT_NE(r.output.find("root /srv/ferry: No such file or directory"), std::string::npos)
+            << r.output;
+    }
+    write_file(scratch / "file", "x");
+    auto not_dir = run({bin("ferryd"), "--check-config", (scratch / "file").string()});
+    EXPECT_EQ(not_dir.code, 2);
+    EXPECT_NE(not_dir.output.find("not a directory"), std::string::npos) << not_dir.output;
+    auto bad_listen =
+        run({bin("ferryd"), "--check-config", root.path().string(), "--listen", "localhost:1"});
+    EXPECT_EQ(bad_listen.code, 2);
+    EXPECT_NE(bad_listen.output.find("'localhost' is not an IP address literal"), std::string::npos)
+        << bad_listen.output;
+    // The port is taken, so binding it would fail (exit 1): the check binds nothing, and
+    // writes no port file.
+    ferryd_process server{root.path()};
+    auto r = run({bin("ferryd"), "--check-config", root.path().string(), "--listen",
+                  "127.0.0.1:" + std::to_string(server.port()), "--port-file",
+                  (scratch / "port").string()});
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(scratch / "port"));
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(FerrydDeployment, BadNumbersAreErrorsNamingTheOption) {
+    temp_dir root;
+    for (const auto& [option, value] :
+         std::vector<std::pair<std::string, std::string>>{{"--threads", "-1"},
+                                                          {"--max-connections", "-5"},
+                                                          {"--rate-limit", "-1"},
+                                                          {"--request-timeout", "-1"},
+                                                          {"--idle-timeout", "1e300"},
+                                                          {"--digest-threads", "0"},
+                                                          {"--digest-cache-entries", "4096x"}}) {
+        auto r =
+            run({bin("ferryd"), root.path().string(), "--listen", "127.0.0.1:0", option, value});
+        EXPECT_EQ(r.code, 2) << option << " " << value << ": " << r.output;
+        EXPECT_NE(r.output.find(option), std::string::npos) << r.output;
+    }
+}
+
+TEST(FerrydDeployment, TheSystemdUnitIsUnprivilegedAndScoresOk) {
+    const auto unit = read_file(FERRY_SOURCE_DIR "/config/ferryd.service");
+    EXPECT_NE(unit.find("\nDynamicUser=yes\n"), std::string::npos);
+    EXPECT_NE(unit.find("/srv/ferry"), std::string::npos);
+    EXPECT_NE(read_file(FERRY_SOURCE_DIR "/config/ferryd.conf").find("\nroot = /srv/ferry\n"),
+              std::string::npos);
+    auto r = run({"/bin/sh", "-c",
+                  "command -v systemd-analyze >/dev/null || exit 127; systemd-analyze security "
+                  "--offline=true " FERRY_SOURCE_DIR "/config/ferryd.service"});
+    if (r.code == 127)
+        GTEST_SKIP() << "systemd-analyze is not installed: the unit's score is not checked";
+    ASSERT_EQ(r.code, 0) << r.output;
+    const std::regex overall{R"(Overall exposure level for ferryd\.service: ([0-9.]+) (\w+))"};
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m, overall)) << r.output;
+    EXPECT_LE(std::stod(m[1].str()), 3.0) << r.output;
+    EXPECT_EQ(m[2].str(), "OK") << r.output;
 }
 
 } // namespace

@@ -460,13 +460,15 @@ fs::command_line parse(std::vector<std::string> args) {
 }
 
 TEST(Config, DefaultsAndListenAddresses) {
-    auto c = *parse({}).config;
+    auto c = *parse({"/srv/files"}).config;
+    EXPECT_EQ(c.root, "/srv/files");
     ASSERT_EQ(c.listen.size(), 1U);
     EXPECT_EQ(c.listen[0].port(), 7878);
     EXPECT_EQ(c.listen[0].address().to_string(), "127.0.0.1");
     EXPECT_EQ(c.symlinks, fs::symlink_policy::inside);
     EXPECT_EQ(c.dotfiles, fs::dotfile_policy::deny);
-    EXPECT_EQ(parse({"--dotfiles=allow"}).config->dotfiles, fs::dotfile_policy::allow);
+    EXPECT_EQ(parse({"/srv/files", "--dotfiles=allow"}).config->dotfiles,
+              fs::dotfile_policy::allow);
     EXPECT_EQ(c.drain_timeout, std::chrono::seconds(30));
     auto v6 = fs::parse_listen_address("[::1]:0");
     EXPECT_TRUE(v6.address().is_v6());
@@ -488,24 +490,69 @@ TEST(Config, TheCommandLineOverridesTheConfigFile) {
     write_file(d / "bad.conf", "no-such-key = 1\n");
     EXPECT_THROW(parse({"--config", (d / "bad.conf").string()}), fs::config_error);
     EXPECT_THROW(parse({"--config", (d / "missing.conf").string()}), fs::config_error);
+    // The argument DIR is the command line's root: it wins over the file's too.
+    EXPECT_EQ(parse({"--config", (d / "ferryd.conf").string(), "/data"}).config->root, "/data");
 }
 
-TEST(Config, TheExampleFileSetsEveryOptionToItsDefault) {
+TEST(Config, TheExampleFileSetsEveryOptionButTheRootToItsDefault) {
     const std::string example = FERRY_SOURCE_DIR "/config/ferryd.conf";
-    EXPECT_EQ(*parse({"--config", example}).config, *parse({}).config);
+    EXPECT_EQ(*parse({"--config", example}).config, *parse({"/srv/ferry"}).config);
     EXPECT_THROW(parse({"--config", example, "--no-such-key"}), fs::config_error);
 }
 
 TEST(Config, BadValuesAreClearErrors) {
-    EXPECT_THROW(parse({"--symlinks", "sometimes"}), fs::config_error);
-    EXPECT_THROW(parse({"--dotfiles", "yes"}), fs::config_error);
-    EXPECT_THROW(parse({"--request-timeout", "0"}), fs::config_error);
-    EXPECT_THROW(parse({"--max-connections", "0"}), fs::config_error);
-    EXPECT_THROW(parse({"--threads", "x"}), fs::config_error);
-    EXPECT_THROW(parse({"--bogus"}), fs::config_error);
-    EXPECT_THROW(parse({"--thread", "4"}), fs::config_error); // not guessed as --threads
-    EXPECT_EQ(parse({"--request-timeout", "0.25"}).config->request_timeout,
+    // Each is refused with a message naming the option (a root is given: its absence is an
+    // error of its own).
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"--symlinks", "sometimes"},
+          {"--dotfiles", "yes"},
+          {"--request-timeout", "0"},
+          {"--max-connections", "0"},
+          {"--threads", "x"},
+          {"--threads", "-1"},
+          {"--threads", "1025"},
+          {"--max-connections", "-5"},
+          {"--max-connections-per-ip", "-1"},
+          {"--rate-limit", "-1"},
+          {"--rate-limit", "18446744073709551616"},
+          {"--digest-threads", "0"},
+          {"--digest-cache-entries", "+5"},
+          {"--request-timeout", "-1"},
+          {"--idle-timeout", "1e300"},
+          {"--drain-timeout", "inf"},
+          {"--busy-retry-after", "nan"},
+          {"--progress-timeout", " 3"},
+          {"--listen", "127.0.0.1:-1"},
+          {"--listen", "127.0.0.1: 80"},
+          {"--log-level", "loud"}}) {
+        try {
+            (void)parse({"/srv", args[0], args[1]});
+            ADD_FAILURE() << args[0] << " " << args[1] << " was accepted";
+        } catch (const fs::config_error& e) {
+            EXPECT_NE(std::string{e.what()}.find(args[0]), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW(parse({"/srv", "--bogus"}), fs::config_error);
+    EXPECT_THROW(parse({"/srv", "--thread", "4"}), fs::config_error); // not guessed as --threads
+    EXPECT_EQ(parse({"/srv", "--request-timeout", "0.25"}).config->request_timeout,
               std::chrono::milliseconds(250));
+    EXPECT_EQ(parse({"/srv", "--threads", "1024", "--rate-limit", "18446744073709551615"})
+                  .config->rate_limit,
+              UINT64_MAX);
+}
+
+TEST(Config, TheRootIsRequiredAndGivenOnce) {
+    try {
+        (void)parse({});
+        ADD_FAILURE() << "no root was accepted";
+    } catch (const fs::config_error& e) {
+        EXPECT_EQ(std::string{e.what()}, "no root directory: give one, e.g. ferryd /srv/files");
+    }
+    EXPECT_EQ(parse({"--root", "/srv/a"}).config->root, "/srv/a");
+    EXPECT_EQ(parse({"--root", "/srv/a", "/srv/a/"}).config->root, "/srv/a");
+    EXPECT_THROW(parse({"--root", "/srv/a", "/srv/b"}), fs::config_error);
+    EXPECT_THROW(parse({"/srv/a", "/srv/b"}), fs::config_error);
+    EXPECT_THROW(parse({"--root", ""}), fs::config_error);
 }
 
 } // namespace

@@ -1,5 +1,6 @@
-// histogram: latencies in a log-linear histogram (HdrHistogram style): 32 sub-buckets per power
-// of two, so any value is within ~3% of its bucket, in a fixed 16 KiB whatever the count.
+// histogram: latencies in a log-linear histogram (HdrHistogram style): exact below 32, then 16
+// buckets per power of two, so a value's bucket edge is at most 1/16 (6.25%) above it, in a fixed
+// 15 KiB whatever the count.
 #pragma once
 
 #include <array>

@@ -27,7 +27,7 @@ enum class dotfile_policy {
 };
 
 struct server_config {
-    std::filesystem::path root = ".";
+    std::filesystem::path root; ///< required: ferryd never serves a directory by default
     std::vector<boost::asio::ip::tcp::endpoint> listen; ///< default 127.0.0.1:7878
     std::optional<std::filesystem::path> port_file;
     unsigned threads = 0; ///< 0: one per core
@@ -54,17 +54,23 @@ struct config_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-/// Parses "HOST:PORT": an IPv4 literal, or an IPv6 literal in brackets ("[::1]:7878").
+/// Parses "HOST:PORT": an IPv4 literal, or an IPv6 literal in brackets ("[::1]:7878"). The
+/// config_error's message starts with `text`.
 boost::asio::ip::tcp::endpoint parse_listen_address(const std::string& text);
 
-/// What the command line asked for: a configuration to run, or an exit after --help/--version.
+/// What the command line asked for: a configuration to run, or an exit after --help, --version
+/// or --check-config.
 struct command_line {
     std::optional<server_config> config;
     int exit_code = 0;
 };
 
 /// Reads the command line and, if --config is given, that INI file (the command line wins).
-/// Prints --help and --version itself. Throws config_error for anything invalid.
+/// The root is the argument DIR or --root (both given and different is an error), else the
+/// file's `root`; there is no default. Numbers are read strictly ("-1" is an error, not a huge
+/// count). Prints --help and --version itself; --check-config also checks that the root is a
+/// directory, prints "ferryd: configuration ok" and returns exit code 0. Throws config_error
+/// for anything invalid, whose message names FILE:LINE for an error in the file.
 command_line parse_command_line(int argc, const char* const* argv);
 
 } // namespace ferry::server
