@@ -4,7 +4,10 @@
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/downloader.hpp"
 #include "ferry/client/exit_code.hpp"
+#include "ferry/client/listing.hpp"
 #include "ferry/protocol/frame.hpp"
+#include "ferry/protocol/text.hpp"
+#include "ferry/transport/strict_option.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -117,29 +120,6 @@ url parse_url_arg(const std::string& text) {
     return *u;
 }
 
-std::string kind_name(fp::file_kind k) {
-    switch (k) {
-    case fp::file_kind::regular:
-        return "file";
-    case fp::file_kind::directory:
-        return "directory";
-    case fp::file_kind::symlink:
-        return "symlink";
-    case fp::file_kind::other:
-        return "other";
-    }
-    return "unknown";
-}
-
-std::string iso_time(std::int64_t ns) {
-    const std::time_t s = static_cast<std::time_t>(std::floor(static_cast<double>(ns) / 1e9));
-    std::tm tm{};
-    ::gmtime_r(&s, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 /// Runs `body` on a fresh io_context and returns its result.
 template <class T>
 T run_async(asio::awaitable<T> body) {
@@ -156,8 +136,13 @@ T run_async(asio::awaitable<T> body) {
     return std::move(*result);
 }
 
+/// Prints one line to stderr, escaped: it may quote a server's text or a path from a URL.
+void say(const std::string& line) {
+    std::cerr << fp::escape_for_terminal(line) << "\n";
+}
+
 void report_failure(const std::string& what, const failure& f) {
-    std::cerr << "ferry: " << what << ": " << f.message() << "\n";
+    say("ferry: " + what + ": " + f.message());
 }
 
 // ---- stat -----------------------------------------------------------------------------------
@@ -179,9 +164,10 @@ asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
                          {"identity", to_hex(st.identity)}};
         if (st.sha256)
             j["sha256"] = to_hex(*st.sha256);
-        std::cout << j.dump(2) << "\n";
+        std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
-        std::cout << "path:     " << (u.path.empty() ? "/" : u.path) << "\n"
+        std::cout << "path:     " << (u.path.empty() ? "/" : fp::escape_for_terminal(u.path))
+                  << "\n"
                   << "kind:     " << kind_name(st.kind) << "\n"
                   << "size:     " << st.size << " (" << human_bytes(static_cast<double>(st.size))
                   << ")\n"
@@ -197,32 +183,17 @@ asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
 
 asio::awaitable<int> ls_command(url u, bool json, timeouts t) {
     auto [f, conn] = co_await connection::open(u, t);
-    std::vector<fp::list_entry> entries;
+    listing_writer writer{std::cout, std::cerr, json};
     if (!f)
-        f = co_await conn->list(u.path, entries);
-    if (f) {
+        f = co_await conn->list(u.path, [&writer](auto& batch) { writer.add(batch); });
+    if (f && !writer.streaming()) {
         report_failure(u.str(), f);
         co_return static_cast<int>(code_for(f));
     }
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.name < b.name; });
-    if (json) {
-        auto arr = nlohmann::json::array();
-        for (const auto& e : entries)
-            arr.push_back({{"name", e.name},
-                           {"kind", kind_name(e.kind)},
-                           {"size", e.size},
-                           {"mtime_ns", e.mtime_ns}});
-        std::cout << arr.dump(2) << "\n";
-        co_return 0;
-    }
-    for (const auto& e : entries) {
-        const char type = e.kind == fp::file_kind::directory ? 'd'
-                          : e.kind == fp::file_kind::symlink ? 'l'
-                          : e.kind == fp::file_kind::regular ? '-'
-                                                             : '?';
-        std::cout << fmt::format("{} {:>14} {} {}{}\n", type, e.size, iso_time(e.mtime_ns), e.name,
-                                 e.kind == fp::file_kind::directory ? "/" : "");
+    writer.finish(); // a streamed listing that failed midway still ends as a valid JSON array
+    if (f) {
+        report_failure(u.str(), f);
+        co_return static_cast<int>(code_for(f));
     }
     co_return 0;
 }
@@ -241,6 +212,7 @@ asio::awaitable<void> get_lane(const get_job& job, std::size_t& next,
     while (next < job.urls.size()) {
         const auto i = next++;
         results[i] = co_await download_file(job.urls[i], job.options[i], pool, bar, i);
+        bar.done(i); // whatever the outcome: its line comes with the summary
     }
 }
 
@@ -271,6 +243,8 @@ int get_command(const std::vector<std::string>& args) {
     unsigned connections = 0, parallel = 4;
     std::uint64_t chunk = 4 << 20;
     bool no_verify = false, no_resume = false, force = false, skip_existing = false;
+    std::uint64_t speed_limit = 0;
+    double speed_time = 30, digest_timeout = 600;
     po::options_description d{"ferry get URL... [options]"};
     d.add_options()("output,o", po::value<std::string>(&output),
                     "output file ('-' for standard output); with several URLs, an existing "
@@ -287,7 +261,13 @@ int get_command(const std::vector<std::string>& args) {
         "replace an existing output file")("skip-existing", po::bool_switch(&skip_existing),
                                            "leave an existing output file and succeed")(
         "chunk-size", po::value<std::uint64_t>(&chunk)->default_value(4 << 20),
-        "bytes per request of a segmented download");
+        "bytes per request of a segmented download")(
+        "speed-limit", transport::strict_value(&speed_limit),
+        "bytes/s: a transfer slower than this over --speed-time counts as stalled (0: off)")(
+        "speed-time", transport::strict_value(&speed_time),
+        "seconds over which --speed-limit is measured")(
+        "digest-timeout", transport::strict_value(&digest_timeout),
+        "seconds the server may take to send the SHA-256 (it hashes the whole file first)");
     d.add(common_options(t, retries, quiet, json));
     const auto parsed = parse_command("get", args, d, -1, t);
     if (!parsed)
@@ -299,6 +279,11 @@ int get_command(const std::vector<std::string>& args) {
         throw usage_error("--chunk-size must be at least 4096");
     if (parallel == 0 || connections > 64)
         throw usage_error("--parallel must be at least 1 and -j at most 64");
+    if (!(speed_time > 0) || !(digest_timeout > 0))
+        throw usage_error("--speed-time and --digest-timeout must be above 0 seconds");
+    t.speed_limit = speed_limit;
+    t.speed_time =
+        std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(speed_time));
     get_job job;
     for (const auto& text : vm["url"].as<std::vector<std::string>>())
         job.urls.push_back(parse_url_arg(text));
@@ -330,6 +315,8 @@ int get_command(const std::vector<std::string>& args) {
         o.retries = retries;
         o.chunk = chunk;
         o.limits = t;
+        o.digest_timeout = std::chrono::duration_cast<clock::duration>(
+            std::chrono::duration<double>(digest_timeout));
         job.options.push_back(o);
         bar.add(base, 0, 0);
     }
@@ -339,16 +326,15 @@ int get_command(const std::vector<std::string>& args) {
     auto arr = nlohmann::json::array();
     for (const auto& r : results) {
         if (r.code != exit_code::ok) {
-            std::cerr << "ferry: " << r.url << ": " << r.error << "\n";
+            say("ferry: " + r.url + ": " + r.error);
             if (code == 0)
                 code = static_cast<int>(r.code);
         } else if (!quiet && !json) {
             const double rate = r.seconds > 0 ? static_cast<double>(r.fetched) / r.seconds : 0;
-            std::cerr
-                << (r.skipped
-                        ? fmt::format("ferry: {} exists, skipped\n", r.output)
-                        : fmt::format(
-                              "ferry: saved {} ({}{} in {:.2f} s, {}/s, {} connection{}{}{})\n",
+            say(r.skipped
+                    ? fmt::format("ferry: {} exists, skipped", r.output)
+                    : fmt::format(
+                          "ferry: saved {} ({}{} in {:.2f} s, {}/s, {} connection{}{}{})",
                               r.output == "-" ? "standard output" : r.output,
                               human_bytes(static_cast<double>(r.size)),
                               r.resumed ? fmt::format(", {} fetched after a resume",
@@ -373,7 +359,7 @@ int get_command(const std::vector<std::string>& args) {
                        {"sha256", r.sha256}});
     }
     if (json)
-        std::cout << arr.dump(2) << "\n";
+        std::cout << arr.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return code;
 }
 
