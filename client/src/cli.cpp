@@ -15,8 +15,6 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
-#include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -331,19 +329,18 @@ int get_command(const std::vector<std::string>& args) {
                 code = static_cast<int>(r.code);
         } else if (!quiet && !json) {
             const double rate = r.seconds > 0 ? static_cast<double>(r.fetched) / r.seconds : 0;
-            say(r.skipped
-                    ? fmt::format("ferry: {} exists, skipped", r.output)
-                    : fmt::format(
-                          "ferry: saved {} ({}{} in {:.2f} s, {}/s, {} connection{}{}{})",
-                              r.output == "-" ? "standard output" : r.output,
-                              human_bytes(static_cast<double>(r.size)),
-                              r.resumed ? fmt::format(", {} fetched after a resume",
-                                                      human_bytes(static_cast<double>(r.fetched)))
-                                        : "",
-                              r.seconds, human_bytes(rate), r.connections,
-                              r.connections == 1 ? "" : "s",
-                              r.restarted ? ", restarted after a change" : "",
-                              r.sha256.empty() ? ", not verified" : ", sha256 ok"));
+            say(r.skipped ? fmt::format("ferry: {} exists, skipped", r.output)
+                          : fmt::format(
+                                "ferry: saved {} ({}{} in {:.2f} s, {}/s, {} connection{}{}{})",
+                                r.output == "-" ? "standard output" : r.output,
+                                human_bytes(static_cast<double>(r.size)),
+                                r.resumed ? fmt::format(", {} fetched after a resume",
+                                                        human_bytes(static_cast<double>(r.fetched)))
+                                          : "",
+                                r.seconds, human_bytes(rate), r.connections,
+                                r.connections == 1 ? "" : "s",
+                                r.restarted ? ", restarted after a change" : "",
+                                r.sha256.empty() ? ", not verified" : ", sha256 ok"));
         }
         arr.push_back({{"url", r.url},
                        {"output", r.output},

@@ -115,8 +115,7 @@ asio::awaitable<failure> connection::stat(const std::string& path, bool want_sha
         co_return f;
     // Checked here, before anyone acts on it: the size becomes an off_t and a fallocate length.
     if (out.size > fp::max_offset)
-        co_return failure::invalid("a file size above 2^63 - 1 (" + std::to_string(out.size) +
-                                   ")");
+        co_return failure::invalid("a file size above 2^63 - 1 (" + std::to_string(out.size) + ")");
     if (want_sha256 && out.kind == fp::file_kind::regular && !out.sha256)
         co_return failure::invalid("no SHA-256 in a STAT that asked for it");
     co_return failure{};
@@ -209,8 +208,8 @@ asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span
         bool window_bound = false;
         const auto window_end = window_start_ + timeouts_.speed_time;
         if (!ec && n == 0 && timeouts_.speed_limit > 0) {
-            const auto left = std::max<clock::duration>(window_end - clock::now(),
-                                                        std::chrono::milliseconds(1));
+            const auto left =
+                std::max<clock::duration>(window_end - clock::now(), std::chrono::milliseconds(1));
             window_bound = left < wait;
             wait = std::min(wait, left);
         }

@@ -25,8 +25,9 @@ namespace {
 
 /// Code points in UTF-8 `s` (continuation bytes not counted).
 std::size_t columns(std::string_view s) {
-    return static_cast<std::size_t>(std::count_if(
-        s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0U) != 0x80U; }));
+    return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0U) != 0x80U;
+    }));
 }
 
 /// The first `n` code points of `s`.
@@ -61,8 +62,7 @@ std::string render_line(std::size_t width, std::string_view name, std::uint64_t 
     std::string eta = "--:--";
     if (rate > 0 && total > done) {
         const auto left = static_cast<long long>(static_cast<double>(total - done) / rate);
-        eta = left >= 100 * 3600 ? "99:59:59"
-                                 : fmt::format("{:02}:{:02}", left / 60, left % 60);
+        eta = left >= 100 * 3600 ? "99:59:59" : fmt::format("{:02}:{:02}", left / 60, left % 60);
     }
     // The fields after the name, fewest first as the width shrinks.
     const std::vector<std::string> tails[] = {
@@ -77,7 +77,8 @@ std::string render_line(std::size_t width, std::string_view name, std::uint64_t 
         const std::size_t room = width - columns(tail);
         // The name gets up to 40 columns (or a third of a wide line), the bar what is left
         // (at least 10 columns, or none).
-        std::size_t name_width = std::min({columns(name), room, std::max<std::size_t>(40, width / 3)});
+        std::size_t name_width =
+            std::min({columns(name), room, std::max<std::size_t>(40, width / 3)});
         std::string bar;
         if (room >= name_width + 13) {
             const std::size_t bar_width = std::min<std::size_t>(room - name_width - 3, 50);
@@ -150,12 +151,11 @@ void progress::draw(bool force) {
         if (f.finished)
             continue;
         const double seconds = std::chrono::duration<double>(now - f.start).count();
-        const double rate =
-            seconds > 0 && f.done >= f.start_done
-                ? static_cast<double>(f.done - f.start_done) / seconds
-                : 0;
-        const auto line = render_line(width, protocol::escape_for_terminal(f.name), f.done,
-                                      f.total, rate);
+        const double rate = seconds > 0 && f.done >= f.start_done
+                                ? static_cast<double>(f.done - f.start_done) / seconds
+                                : 0;
+        const auto line =
+            render_line(width, protocol::escape_for_terminal(f.name), f.done, f.total, rate);
         std::fprintf(stderr, "%s\n", line.c_str());
         ++drawn_lines_;
     }

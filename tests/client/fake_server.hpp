@@ -85,8 +85,8 @@ private:
                 const auto reply = handler_(request.message);
                 in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(size));
                 for (std::size_t sent = 0; sent < reply.size();) {
-                    const auto n = ::send(fd, reply.data() + sent, reply.size() - sent,
-                                          MSG_NOSIGNAL);
+                    const auto n =
+                        ::send(fd, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
                     if (n <= 0)
                         return;
                     sent += static_cast<std::size_t>(n);

@@ -13,7 +13,8 @@ namespace ferry::test {
 namespace {
 
 /// A name and a text no terminal should see raw: clear screen, line breaks, a C1 CSI.
-const std::string hostile = "evil\x1b[2J\nforged line\r\xC2\x9B" "31mred\x07";
+const std::string hostile = "evil\x1b[2J\nforged line\r\xC2\x9B"
+                            "31mred\x07";
 
 struct split_result {
     int code = -1;
@@ -24,9 +25,12 @@ struct split_result {
 /// Runs ferry with `args` in `cwd`, standard output and standard error apart.
 split_result ferry_split(const std::filesystem::path& cwd, std::vector<std::string> args) {
     temp_dir capture;
-    std::vector<std::string> argv{"/bin/sh", "-c",
+    std::vector<std::string> argv{"/bin/sh",
+                                  "-c",
                                   "err=$0; cd \"$1\" && shift && exec \"$@\" 2>\"$err\"",
-                                  (capture / "err").string(), cwd.string(), bin("ferry")};
+                                  (capture / "err").string(),
+                                  cwd.string(),
+                                  bin("ferry")};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = run(argv, std::chrono::seconds(120));
     return {r.code, r.output,
@@ -82,7 +86,8 @@ struct HostileServer : ::testing::Test {
 };
 
 TEST_F(HostileServer, ErrorTextsNeverReachTheTerminalRawAndJsonKeepsThem) {
-    fake_server server{[](const any_message&) { return error_frame(fp::status::forbidden, hostile); }};
+    fake_server server{
+        [](const any_message&) { return error_frame(fp::status::forbidden, hostile); }};
     for (const auto& command : {"get", "stat", "ls"}) {
         SCOPED_TRACE(command);
         auto r = ferry_split(work.path(), {command, server.url("a%0Ab%1B[2Jc")});
@@ -218,7 +223,8 @@ TEST_F(HostileServer, ATrickleBelowSpeedLimitIsAStall) {
     auto r = ferry_split(work.path(),
                          {"get", "ferry://127.0.0.1:" + std::to_string(server.port()) + "/slow.bin",
                           "--speed-limit", "100000", "--speed-time", "1", "--retries", "0"});
-    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30)); // not 30 s stall
+    EXPECT_LT(std::chrono::steady_clock::now() - started,
+              std::chrono::seconds(30)); // not 30 s stall
     EXPECT_EQ(r.code, 5) << r.err;
     EXPECT_NE(r.err.find("too slow: "), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("below --speed-limit 100000 bytes/s"), std::string::npos) << r.err;
