@@ -4,7 +4,9 @@
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/downloader.hpp"
 #include "ferry/client/exit_code.hpp"
+#include "ferry/client/listing.hpp"
 #include "ferry/protocol/frame.hpp"
+#include "ferry/protocol/text.hpp"
 #include "ferry/transport/strict_option.hpp"
 
 #include <algorithm>
@@ -13,8 +15,6 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
-#include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -153,29 +153,6 @@ url parse_url_arg(const std::string& text) {
     return *u;
 }
 
-std::string kind_name(fp::file_kind k) {
-    switch (k) {
-    case fp::file_kind::regular:
-        return "file";
-    case fp::file_kind::directory:
-        return "directory";
-    case fp::file_kind::symlink:
-        return "symlink";
-    case fp::file_kind::other:
-        return "other";
-    }
-    return "unknown";
-}
-
-std::string iso_time(std::int64_t ns) {
-    const std::time_t s = static_cast<std::time_t>(std::floor(static_cast<double>(ns) / 1e9));
-    std::tm tm{};
-    ::gmtime_r(&s, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 /// Runs `body` on a fresh io_context and returns its result.
 template <class T>
 T run_async(asio::awaitable<T> body) {
@@ -192,8 +169,13 @@ T run_async(asio::awaitable<T> body) {
     return std::move(*result);
 }
 
+/// Prints one line to stderr, escaped: it may quote a server's text or a path from a URL.
+void say(const std::string& line) {
+    std::cerr << fp::escape_for_terminal(line) << "\n";
+}
+
 void report_failure(const std::string& what, const failure& f) {
-    std::cerr << "ferry: " << what << ": " << f.message() << "\n";
+    say("ferry: " + what + ": " + f.message());
 }
 
 // ---- stat -----------------------------------------------------------------------------------
@@ -215,9 +197,10 @@ asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
                          {"identity", to_hex(st.identity)}};
         if (st.sha256)
             j["sha256"] = to_hex(*st.sha256);
-        std::cout << j.dump(2) << "\n";
+        std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
-        std::cout << "path:     " << (u.path.empty() ? "/" : u.path) << "\n"
+        std::cout << "path:     " << (u.path.empty() ? "/" : fp::escape_for_terminal(u.path))
+                  << "\n"
                   << "kind:     " << kind_name(st.kind) << "\n"
                   << "size:     " << st.size << " (" << human_bytes(static_cast<double>(st.size))
                   << ")\n"
@@ -233,32 +216,17 @@ asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
 
 asio::awaitable<int> ls_command(url u, bool json, timeouts t) {
     auto [f, conn] = co_await connection::open(u, t);
-    std::vector<fp::list_entry> entries;
+    listing_writer writer{std::cout, std::cerr, json};
     if (!f)
-        f = co_await conn->list(u.path, entries);
-    if (f) {
+        f = co_await conn->list(u.path, [&writer](auto& batch) { writer.add(batch); });
+    if (f && !writer.streaming()) {
         report_failure(u.str(), f);
         co_return static_cast<int>(code_for(f));
     }
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.name < b.name; });
-    if (json) {
-        auto arr = nlohmann::json::array();
-        for (const auto& e : entries)
-            arr.push_back({{"name", e.name},
-                           {"kind", kind_name(e.kind)},
-                           {"size", e.size},
-                           {"mtime_ns", e.mtime_ns}});
-        std::cout << arr.dump(2) << "\n";
-        co_return 0;
-    }
-    for (const auto& e : entries) {
-        const char type = e.kind == fp::file_kind::directory ? 'd'
-                          : e.kind == fp::file_kind::symlink ? 'l'
-                          : e.kind == fp::file_kind::regular ? '-'
-                                                             : '?';
-        std::cout << fmt::format("{} {:>14} {} {}{}\n", type, e.size, iso_time(e.mtime_ns), e.name,
-                                 e.kind == fp::file_kind::directory ? "/" : "");
+    writer.finish(); // a streamed listing that failed midway still ends as a valid JSON array
+    if (f) {
+        report_failure(u.str(), f);
+        co_return static_cast<int>(code_for(f));
     }
     co_return 0;
 }
@@ -277,6 +245,7 @@ asio::awaitable<void> get_lane(const get_job& job, std::size_t& next,
     while (next < job.urls.size()) {
         const auto i = next++;
         results[i] = co_await download_file(job.urls[i], job.options[i], pool, bar, i);
+        bar.done(i); // whatever the outcome: its line comes with the summary
     }
 }
 
@@ -305,6 +274,8 @@ int get_command(const std::vector<std::string>& args) {
     unsigned connections = 0, parallel = 4;
     std::uint64_t chunk = 4 << 20;
     bool no_verify = false, no_resume = false, force = false, skip_existing = false;
+    std::uint64_t speed_limit = 0;
+    double speed_time = 30, digest_timeout = 600;
     po::options_description d{"ferry get URL... [options]"};
     d.add_options()("output,o", po::value<std::string>(&output),
                     "output file ('-' for standard output); with several URLs, an existing "
@@ -320,13 +291,19 @@ int get_command(const std::vector<std::string>& args) {
         "replace an existing output file")("skip-existing", po::bool_switch(&skip_existing),
                                            "leave an existing output file and succeed")(
         "chunk-size", strict_value(&chunk),
-        "bytes per request of a segmented download (4 KiB to 1 GiB)");
+        "bytes per request of a segmented download (4 KiB to 1 GiB)")(
+        "speed-limit", strict_value(&speed_limit),
+        "bytes/s: a transfer slower than this over --speed-time counts as stalled (0: off)")(
+        "speed-time", strict_value(&speed_time),
+        "seconds over which --speed-limit is measured")(
+        "digest-timeout", strict_value(&digest_timeout),
+        "seconds the server may take to send the SHA-256 (it hashes the whole file first)");
     d.add(common_options(common, true, true));
     const auto parsed = parse_command("get", args, d, -1);
     if (!parsed)
         return 0;
     const auto& vm = *parsed;
-    const auto t = common.checked_timeouts();
+    auto t = common.checked_timeouts();
     const auto retries = common.retries;
     const bool quiet = common.quiet, json = common.json;
     check_range<unsigned>("retries", retries, 0, 1000);
@@ -342,6 +319,9 @@ int get_command(const std::vector<std::string>& args) {
             if (given(vm, o))
                 throw usage_error(fmt::format(
                     "--{} means nothing with -o - (one connection, in order, nothing kept)", o));
+    t.speed_limit = speed_limit;
+    t.speed_time = checked_seconds("speed-time", speed_time);
+    const auto digest_wait = checked_seconds("digest-timeout", digest_timeout);
     get_job job;
     for (const auto& text : vm["url"].as<std::vector<std::string>>())
         job.urls.push_back(parse_url_arg(text));
@@ -381,6 +361,7 @@ int get_command(const std::vector<std::string>& args) {
         o.retries = retries;
         o.chunk = chunk;
         o.limits = t;
+        o.digest_timeout = digest_wait;
         job.options.push_back(o);
         bar.add(base, 0, 0);
     }
@@ -390,25 +371,23 @@ int get_command(const std::vector<std::string>& args) {
     auto arr = nlohmann::json::array();
     for (const auto& r : results) {
         if (r.code != exit_code::ok) {
-            std::cerr << "ferry: " << r.url << ": " << r.error << "\n";
+            say("ferry: " + r.url + ": " + r.error);
             if (code == 0)
                 code = static_cast<int>(r.code);
         } else if (!quiet && !json) {
             const double rate = r.seconds > 0 ? static_cast<double>(r.fetched) / r.seconds : 0;
-            std::cerr
-                << (r.skipped
-                        ? fmt::format("ferry: {} exists, skipped\n", r.output)
-                        : fmt::format(
-                              "ferry: saved {} ({}{} in {:.2f} s, {}/s, {} connection{}{}{})\n",
-                              r.output == "-" ? "standard output" : r.output,
-                              human_bytes(static_cast<double>(r.size)),
-                              r.resumed ? fmt::format(", {} fetched after a resume",
-                                                      human_bytes(static_cast<double>(r.fetched)))
-                                        : "",
-                              r.seconds, human_bytes(rate), r.connections,
-                              r.connections == 1 ? "" : "s",
-                              r.restarted ? ", restarted after a change" : "",
-                              r.sha256.empty() ? ", not verified" : ", sha256 ok"));
+            say(r.skipped ? fmt::format("ferry: {} exists, skipped", r.output)
+                          : fmt::format(
+                                "ferry: saved {} ({}{} in {:.2f} s, {}/s, {} connection{}{}{})",
+                                r.output == "-" ? "standard output" : r.output,
+                                human_bytes(static_cast<double>(r.size)),
+                                r.resumed ? fmt::format(", {} fetched after a resume",
+                                                        human_bytes(static_cast<double>(r.fetched)))
+                                          : "",
+                                r.seconds, human_bytes(rate), r.connections,
+                                r.connections == 1 ? "" : "s",
+                                r.restarted ? ", restarted after a change" : "",
+                                r.sha256.empty() ? ", not verified" : ", sha256 ok"));
         }
         arr.push_back({{"url", r.url},
                        {"output", r.output},
@@ -424,7 +403,7 @@ int get_command(const std::vector<std::string>& args) {
                        {"sha256", r.sha256}});
     }
     if (json)
-        std::cout << arr.dump(2) << "\n";
+        std::cout << arr.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return code;
 }
 

@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <cstring>
+#include <fmt/format.h>
 
 namespace ferry::client {
 
@@ -24,12 +25,16 @@ std::string failure::message() const {
     case kind::none:
         return "ok";
     case kind::network:
+        if (!detail.empty())
+            return detail;
         if (net == asio::error::timed_out)
             return "timed out (no data from the server)";
         if (net == asio::error::eof)
             return "the server closed the connection";
         return net.message();
     case kind::protocol:
+        if (!detail.empty())
+            return "the server sent " + detail;
         return "the server sent invalid data: " + proto.message();
     case kind::server:
         return error.message.empty() ? std::string{fp::status_text(error.code)} : error.message;
@@ -106,14 +111,21 @@ asio::awaitable<failure> connection::stat(const std::string& path, bool want_sha
     const fp::stat_request request{path, want_sha256};
     if (auto f = co_await send(request); f)
         co_return f;
-    co_return co_await receive(out);
+    if (auto f = co_await receive(out); f)
+        co_return f;
+    // Checked here, before anyone acts on it: the size becomes an off_t and a fallocate length.
+    if (out.size > fp::max_offset)
+        co_return failure::invalid("a file size above 2^63 - 1 (" + std::to_string(out.size) + ")");
+    if (want_sha256 && out.kind == fp::file_kind::regular && !out.sha256)
+        co_return failure::invalid("no SHA-256 in a STAT that asked for it");
+    co_return failure{};
 }
 
-asio::awaitable<failure> connection::list(const std::string& path,
-                                          std::vector<fp::list_entry>& out) {
+asio::awaitable<failure> connection::list(const std::string& path, list_sink sink) {
     const fp::list_request request{path};
     if (auto f = co_await send(request); f)
         co_return f;
+    std::uint64_t received = 0;
     for (;;) {
         auto r = co_await transport::read_frame(socket_, buffer_, timeouts_.stall, read_size);
         if (r.net || r.protocol) {
@@ -128,8 +140,14 @@ asio::awaitable<failure> connection::list(const std::string& path,
                 reusable_ = false;
                 co_return failure::protocol(ec);
             }
-            out.insert(out.end(), std::make_move_iterator(batch.entries.begin()),
-                       std::make_move_iterator(batch.entries.end()));
+            for (const auto& e : batch.entries)
+                if (e.size > fp::max_offset) {
+                    reusable_ = false;
+                    co_return failure::invalid("a listed size above 2^63 - 1 (" +
+                                               std::to_string(e.size) + ")");
+                }
+            received += batch.entries.size();
+            sink(batch.entries);
             continue;
         }
         fp::list_end end;
@@ -142,8 +160,9 @@ asio::awaitable<failure> connection::list(const std::string& path,
                 {},
                 {},
                 {end.code, false, 0,
-                 "the listing ended early: " + std::string{fp::status_text(end.code)}}};
-        if (end.entry_count != out.size()) {
+                 "the listing ended early: " + std::string{fp::status_text(end.code)}},
+                {}};
+        if (end.entry_count != received) {
             reusable_ = false;
             co_return failure::protocol(fp::protocol_errc::truncated);
         }
@@ -164,6 +183,8 @@ asio::awaitable<failure> connection::start_get(const fp::get_request& request,
         co_return failure::protocol(fp::protocol_errc::bad_range);
     }
     body_left_ = out.length;
+    window_start_ = clock::now();
+    window_bytes_ = 0;
     co_return failure{};
 }
 
@@ -177,19 +198,58 @@ asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span
         std::memcpy(out.data(), buffer_.data().data(), n);
         buffer_.consume(n);
         body_left_ -= n;
+        window_bytes_ += n;
         co_return std::pair{failure{}, n};
     }
-    auto [ec, n] = transport::detail::try_receive(socket_, out.first(want));
-    if (!ec && n == 0)
-        std::tie(ec, n) = co_await with_timeout(
-            socket_.async_read_some(asio::buffer(out.data(), want), asio::deferred),
-            timeouts_.stall);
-    if (ec) {
-        reusable_ = false;
-        co_return std::pair{failure::network(ec), std::size_t{0}};
+    for (;;) {
+        auto [ec, n] = transport::detail::try_receive(socket_, out.first(want));
+        // A read waits for the stall timeout, or only until the speed window closes.
+        auto wait = timeouts_.stall;
+        bool window_bound = false;
+        const auto window_end = window_start_ + timeouts_.speed_time;
+        if (!ec && n == 0 && timeouts_.speed_limit > 0) {
+            const auto left =
+                std::max<clock::duration>(window_end - clock::now(), std::chrono::milliseconds(1));
+            window_bound = left < wait;
+            wait = std::min(wait, left);
+        }
+        if (!ec && n == 0)
+            std::tie(ec, n) = co_await with_timeout(
+                socket_.async_read_some(asio::buffer(out.data(), want), asio::deferred), wait);
+        if (ec == asio::error::timed_out && window_bound)
+            ec = {}; // judged below, with n == 0
+        if (ec) {
+            reusable_ = false;
+            co_return std::pair{failure::network(ec), std::size_t{0}};
+        }
+        body_left_ -= n;
+        window_bytes_ += n;
+        if (auto f = check_speed(); f)
+            co_return std::pair{f, std::size_t{0}};
+        if (n > 0)
+            co_return std::pair{failure{}, n};
     }
-    body_left_ -= n;
-    co_return std::pair{failure{}, n};
+}
+
+failure connection::check_speed() {
+    if (timeouts_.speed_limit == 0)
+        return {};
+    const auto now = clock::now();
+    if (now < window_start_ + timeouts_.speed_time)
+        return {};
+    const double seconds = std::chrono::duration<double>(now - window_start_).count();
+    const double rate = static_cast<double>(window_bytes_) / seconds;
+    if (rate < static_cast<double>(timeouts_.speed_limit)) {
+        reusable_ = false;
+        auto f = failure::network(asio::error::timed_out);
+        f.detail = fmt::format("too slow: {:.0f} bytes/s over the last {:.1f} s, below "
+                               "--speed-limit {} bytes/s",
+                               rate, seconds, timeouts_.speed_limit);
+        return f;
+    }
+    window_start_ = now; // fast enough: a new window
+    window_bytes_ = 0;
+    return {};
 }
 
 asio::awaitable<failure> connection::finish_get() {
@@ -203,7 +263,8 @@ asio::awaitable<failure> connection::finish_get() {
                           {trailer.code, false, 0,
                            trailer.code == fp::status::changed
                                ? "the file changed on the server while it was sent"
-                               : "the server failed while sending the file"}};
+                               : "the server failed while sending the file"},
+                          {}};
     co_return failure{};
 }
 

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <fmt/format.h>
 #include <future>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -178,6 +179,10 @@ asio::awaitable<failure> fetch(job& j, connection& c, byte_range r,
     const fp::get_request request{j.u.path, r.begin, r.size(), j.state.identity};
     if (auto f = co_await c.start_get(request, header); f)
         co_return f;
+    if (header.size != j.state.size) // the same identity, another size: nothing here is sound
+        co_return failure::invalid("a GET_HEADER size (" + std::to_string(header.size) +
+                                   ") that disagrees with its STAT (" +
+                                   std::to_string(j.state.size) + ")");
     std::uint64_t at = r.begin;
     for (;;) {
         auto [f, n] = co_await c.read_body(buffer);
@@ -257,11 +262,12 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
 }
 
 /// The server's digest, fetched on its own connection while the body downloads. Hashing a large
-/// file takes the server a while before it answers, so this connection waits far longer than
-/// the stall timeout. A failure here does not stop the body: it is judged after the join.
+/// file takes the server a while before it answers, so this connection waits up to
+/// --digest-timeout, not the stall timeout. Past it, the download stops (the .part is kept); a
+/// retryable failure is retried, another one is judged after the join.
 asio::awaitable<void> fetch_digest(job& j) {
     timeouts patient = j.o.limits;
-    patient.stall = std::max<clock::duration>(patient.stall, std::chrono::hours(1));
+    patient.stall = j.o.digest_timeout;
     for (retry_policy retry{j.o.retries};;) {
         auto [f, conn] = co_await connection::open(j.u, patient);
         fp::stat_reply reply;
@@ -275,6 +281,14 @@ asio::awaitable<void> fetch_digest(job& j) {
             co_return;
         if (f.what == failure::kind::server && f.error.code == fp::status::changed) {
             j.changed = true; // the file changed while the server hashed it: start over
+            j.halt();
+            co_return;
+        }
+        if (f.what == failure::kind::network && f.net == asio::error::timed_out) {
+            f.detail = fmt::format("the server did not send the SHA-256 within --digest-timeout "
+                                   "{:g} s",
+                                   std::chrono::duration<double>(j.o.digest_timeout).count());
+            j.digest_failure = f;
             j.halt();
             co_return;
         }
@@ -635,6 +649,10 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         if (!j.fatal && need_digest && !j.changed && !j.digest)
             j.fatal = j.digest_failure ? j.digest_failure
                                        : failure::protocol(fp::protocol_errc::truncated);
+        if (j.fatal && j.fatal.what == failure::kind::protocol && fresh) {
+            dir.remove(part_name); // what a server that sends invalid data sent is not kept
+            dir.remove(state_name);
+        }
         if (j.fatal) {
             r.code = code_for(j.fatal);
             r.error = j.fatal.message();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ferry/client/url.hpp"
+#include "ferry/protocol/errc.hpp"
 #include "ferry/protocol/messages.hpp"
 #include "ferry/transport/asio.hpp"
 #include "ferry/transport/frame_io.hpp"
@@ -29,18 +30,30 @@ struct failure {
     error_code net;
     std::error_code proto;
     fp::error_reply error;
+    /// What exactly was wrong, when the error code alone does not say: a protocol failure's
+    /// "... " after "the server sent ", or a network failure's whole line ("too slow: ...").
+    std::string detail;
 
     explicit operator bool() const noexcept { return what != kind::none; }
-    /// One line: "connection reset by peer", "not found: docs/x" ...
+    /// One line: "connection reset by peer", "not found: docs/x" ... The server's ERROR text is
+    /// returned as sent: escape it (protocol::escape_for_terminal) where it is printed.
     std::string message() const;
-    static failure network(error_code ec) { return {kind::network, ec, {}, {}}; }
-    static failure protocol(std::error_code ec) { return {kind::protocol, {}, ec, {}}; }
+    static failure network(error_code ec) { return {kind::network, ec, {}, {}, {}}; }
+    static failure protocol(std::error_code ec) { return {kind::protocol, {}, ec, {}, {}}; }
+    /// A reply that decodes but cannot be acted on: message() is "the server sent " + what.
+    static failure invalid(std::string what) {
+        return {kind::protocol, {}, fp::protocol_errc::bad_range, {}, std::move(what)};
+    }
 };
 
 struct timeouts {
     clock::duration connect = std::chrono::seconds(10);
     /// No byte for this long while an answer is expected: the connection is stalled.
     clock::duration stall = std::chrono::seconds(30);
+    /// --speed-limit / --speed-time: a body that arrives at fewer than speed_limit bytes/s on
+    /// average over speed_time fails like a stall ("too slow"). 0: off.
+    std::uint64_t speed_limit = 0;
+    clock::duration speed_time = std::chrono::seconds(30);
 };
 
 class connection {
@@ -52,16 +65,22 @@ public:
     /// Resolves and connects to u's host and port (every address in turn), within t.connect.
     static asio::awaitable<std::pair<failure, std::unique_ptr<connection>>> open(url u, timeouts t);
 
-    /// STAT. On success `out` holds the reply.
+    /// STAT. On success `out` holds the reply, checked: a size above 2^63 - 1, or a regular
+    /// file without the SHA-256 that was asked for, is a protocol failure.
     asio::awaitable<failure> stat(const std::string& path, bool want_sha256, fp::stat_reply& out);
-    /// LIST: every entry, checked against LIST_END's count.
-    asio::awaitable<failure> list(const std::string& path, std::vector<fp::list_entry>& out);
+    /// A batch of listed entries, as one LIST_ENTRIES frame brought them (the callee may move
+    /// from them).
+    using list_sink = std::function<void(std::vector<fp::list_entry>&)>;
+    /// LIST: hands each batch to `sink` as it arrives (memory stays bounded by one frame),
+    /// checking every entry's size and the total against LIST_END's count.
+    asio::awaitable<failure> list(const std::string& path, list_sink sink);
 
     /// GET, first half: sends the request and reads GET_HEADER, checking that the range is the
     /// one asked for (docs/protocol.md, client obligations).
     asio::awaitable<failure> start_get(const fp::get_request& request, fp::get_header& out);
     /// Reads up to out.size() body bytes (never more than the header announced and not yet
-    /// read). Returns the count; 0 only at the end of the body.
+    /// read). Returns the count; 0 only at the end of the body. With timeouts::speed_limit, a
+    /// body slower than that over timeouts::speed_time is a network failure ("too slow").
     asio::awaitable<std::pair<failure, std::size_t>> read_body(std::span<std::byte> out);
     /// GET, last half: reads GET_TRAILER after the whole body; a trailer other than ok is a
     /// server failure (status changed or internal_error).
@@ -79,12 +98,17 @@ private:
     /// The next frame; a frame of another type than expected (or an ERROR) is a failure.
     template <class Message>
     asio::awaitable<failure> receive(Message& out);
+    /// At the end of a --speed-limit window: "too slow", or a new window.
+    failure check_speed();
 
     socket_type socket_;
     timeouts timeouts_;
     transport::frame_buffer buffer_;
     std::uint64_t body_left_ = 0;
     bool reusable_ = true;
+    /// The --speed-limit window: since when, and how many body bytes arrived in it.
+    clock::time_point window_start_{};
+    std::uint64_t window_bytes_ = 0;
 };
 
 } // namespace ferry::client

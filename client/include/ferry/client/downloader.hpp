@@ -25,6 +25,8 @@ struct get_options {
     unsigned retries = 5;                      ///< per failure streak; also restarts after a change
     std::uint64_t chunk = 4 << 20;             ///< bytes per GET
     timeouts limits;
+    /// --digest-timeout: how long the server may take to answer the STAT with SHA-256.
+    clock::duration digest_timeout = std::chrono::seconds(600);
 };
 
 /// -j when not given: 1 below 32 MiB, 4 from there on.

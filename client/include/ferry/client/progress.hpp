@@ -1,5 +1,6 @@
-// progress: what a download shows while it runs: on a terminal a bar per file (bytes, percent,
-// rate, ETA) a few times a second; off a terminal nothing until the summary line.
+// progress: what a download shows while it runs: on a terminal a bar per file (bytes of the
+// total, percent, rate, ETA) a few times a second, each line fitted to the terminal's width as it
+// is now; off a terminal nothing until the summary line.
 #pragma once
 
 #include "ferry/transport/asio.hpp"
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry::client {
@@ -19,8 +21,10 @@ public:
     std::size_t add(std::string name, std::uint64_t total, std::uint64_t already);
     void set_total(std::size_t id, std::uint64_t total, std::uint64_t already);
     void advance(std::size_t id, std::uint64_t bytes);
+    /// The file's bar goes, whatever the outcome (its summary or error line comes later).
     void done(std::size_t id);
-    /// A message line that must not be overwritten by the bars.
+    /// A message line that must not be overwritten by the bars; printed escaped
+    /// (protocol::escape_for_terminal), since it may quote a server's text or a path.
     void note(const std::string& line);
 
 private:
@@ -43,5 +47,15 @@ private:
 
 /// "12.3 MiB"
 std::string human_bytes(double bytes);
+
+/// One progress line, at most `width` columns (counted as code points; `name` is already
+/// escaped): "name [####....]  42% 1.2 MiB/3.0 MiB 512.0 KiB/s 00:04". The percent and the
+/// bar never exceed 100 even when done > total; a long name is cut with "…"; on a narrow
+/// terminal the bar, then the ETA, the rate and the sizes are dropped.
+std::string render_line(std::size_t width, std::string_view name, std::uint64_t done,
+                        std::uint64_t total, double rate);
+
+/// Columns of the terminal on `fd` (TIOCGWINSZ), or 80 when it does not say.
+std::size_t terminal_width(int fd);
 
 } // namespace ferry::client

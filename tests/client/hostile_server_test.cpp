@@ -1,0 +1,257 @@
+// The real ferry binary against servers that lie: a scripted fake_server (hostile texts and
+// names, impossible sizes, a digest that never comes) and a real ferryd that trickles
+// (label: integration).
+#include "client/fake_server.hpp"
+#include "support/process.hpp"
+
+#include <algorithm>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace ferry::test {
+namespace {
+
+/// A name and a text no terminal should see raw: clear screen, line breaks, a C1 CSI.
+const std::string hostile = "evil\x1b[2J\nforged line\r\xC2\x9B"
+                            "31mred\x07";
+
+struct split_result {
+    int code = -1;
+    std::string out; ///< standard output
+    std::string err; ///< standard error
+};
+
+/// Runs ferry with `args` in `cwd`, standard output and standard error apart.
+split_result ferry_split(const std::filesystem::path& cwd, std::vector<std::string> args) {
+    temp_dir capture;
+    std::vector<std::string> argv{"/bin/sh",
+                                  "-c",
+                                  "err=$0; cd \"$1\" && shift && exec \"$@\" 2>\"$err\"",
+                                  (capture / "err").string(),
+                                  cwd.string(),
+                                  bin("ferry")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv, std::chrono::seconds(120));
+    return {r.code, r.output,
+            std::filesystem::exists(capture / "err") ? read_file(capture / "err") : ""};
+}
+
+/// No control character but the line ends, no ESC, no C1 control (as UTF-8 or as a byte).
+void expect_terminal_safe(const std::string& text) {
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        ASSERT_TRUE(c >= 0x20 || c == '\n') << "byte " << int{c} << " at " << i << " in: " << text;
+        ASSERT_NE(c, 0x7F) << text;
+        ASSERT_FALSE(c == 0xC2 && i + 1 < text.size() &&
+                     static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                     static_cast<unsigned char>(text[i + 1]) <= 0x9F)
+            << text;
+    }
+    // "forged line" never starts a line of its own.
+    EXPECT_EQ(text.find("\nforged line"), std::string::npos) << text;
+}
+
+bool empty_dir(const std::filesystem::path& d) {
+    return std::filesystem::is_empty(d);
+}
+
+bytes error_frame(fp::status code, const std::string& text) {
+    return encode_exact(fp::error_reply{code, false, 0, text});
+}
+
+fp::stat_reply regular(std::uint64_t size, bool with_sha) {
+    fp::stat_reply st;
+    st.kind = fp::file_kind::regular;
+    st.identity[0] = std::byte{7};
+    st.size = size;
+    if (with_sha)
+        st.sha256 = fp::sha256_digest{};
+    return st;
+}
+
+/// GET_HEADER (claiming `size`), the body (zeros) and an ok trailer for `request`.
+bytes get_reply(const fp::get_request& request, std::uint64_t size, std::uint64_t real_size) {
+    const std::uint64_t length = std::min(request.length, real_size - request.offset);
+    fp::get_header h;
+    h.identity[0] = std::byte{7};
+    h.size = size;
+    h.offset = request.offset;
+    h.length = length;
+    return concat({encode_exact(h), bytes(length), encode_exact(fp::get_trailer{})});
+}
+
+struct HostileServer : ::testing::Test {
+    temp_dir work;
+};
+
+TEST_F(HostileServer, ErrorTextsNeverReachTheTerminalRawAndJsonKeepsThem) {
+    fake_server server{
+        [](const any_message&) { return error_frame(fp::status::forbidden, hostile); }};
+    for (const auto& command : {"get", "stat", "ls"}) {
+        SCOPED_TRACE(command);
+        auto r = ferry_split(work.path(), {command, server.url("a%0Ab%1B[2Jc")});
+        EXPECT_EQ(r.code, 4) << r.err;
+        expect_terminal_safe(r.out);
+        expect_terminal_safe(r.err);
+        EXPECT_NE(r.err.find("evil\\x1b[2J\\nforged line\\r"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("a\\nb\\x1b[2Jc"), std::string::npos) << r.err; // the URL's path
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err; // one line
+    }
+    auto r = ferry_split(work.path(), {"get", "--json", server.url("x")});
+    EXPECT_EQ(r.code, 4);
+    expect_terminal_safe(r.err);
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at(0).at("error").get<std::string>(), hostile); // exact
+    EXPECT_TRUE(empty_dir(work.path()));
+}
+
+TEST_F(HostileServer, ListedNamesAreEscapedOneLineEachAndExactInJson) {
+    fake_server server{[](const any_message& m) -> bytes {
+        if (!std::holds_alternative<fp::list_request>(m))
+            return error_frame(fp::status::bad_request, "no");
+        fp::list_entries batch;
+        batch.entries = {{hostile, fp::file_kind::regular, 5, 0},
+                         {"plain", fp::file_kind::directory, 0, 0}};
+        return concat({encode_exact(batch), encode_exact(fp::list_end{fp::status::ok, 2})});
+    }};
+    auto r = ferry_split(work.path(), {"ls", server.url("")});
+    ASSERT_EQ(r.code, 0) << r.err;
+    expect_terminal_safe(r.out);
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+    EXPECT_NE(r.out.find("evil\\x1b[2J\\nforged line\\r\\u{9b}31mred\\x07"), std::string::npos)
+        << r.out;
+    auto j = ferry_split(work.path(), {"ls", "--json", server.url("")});
+    ASSERT_EQ(j.code, 0) << j.err;
+    const auto names = nlohmann::json::parse(j.out);
+    ASSERT_EQ(names.size(), 2U);
+    EXPECT_EQ(names.at(0).at("name").get<std::string>(), hostile);
+}
+
+/// Runs `ferry get` of a file from `server` (plus `extra`) and checks it failed as a protocol
+/// error with `message`, leaving nothing behind.
+void expect_protocol_error(const temp_dir& work, const fake_server& server,
+                           const std::string& message, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"get", server.url("f.bin")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = ferry_split(work.path(), args);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("ferry: " + server.url("f.bin") + ": the server sent " + message),
+              std::string::npos)
+        << r.err;
+    EXPECT_TRUE(empty_dir(work.path())) << "files left behind";
+}
+
+TEST_F(HostileServer, AStatSizeAbove2To63IsAProtocolErrorAndCreatesNothing) {
+    fake_server server{[](const any_message& m) -> bytes {
+        if (std::holds_alternative<fp::stat_request>(m))
+            return encode_exact(regular(std::uint64_t{1} << 63, false));
+        return error_frame(fp::status::bad_request, "unexpected");
+    }};
+    expect_protocol_error(work, server, "a file size above 2^63 - 1 (9223372036854775808)");
+    auto r = ferry_split(work.path(), {"stat", server.url("f.bin")});
+    EXPECT_EQ(r.code, 1) << r.err;
+}
+
+TEST_F(HostileServer, AStatWithoutTheDigestAskedForIsAProtocolError) {
+    fake_server server{[](const any_message& m) -> bytes {
+        if (std::holds_alternative<fp::stat_request>(m))
+            return encode_exact(regular(1000, false)); // never a digest, even when asked
+        if (const auto* g = std::get_if<fp::get_request>(&m))
+            return get_reply(*g, 1000, 1000);
+        return error_frame(fp::status::bad_request, "unexpected");
+    }};
+    expect_protocol_error(work, server, "no SHA-256 in a STAT that asked for it");
+    auto r = ferry_split(work.path(), {"stat", "--sha256", server.url("f.bin")});
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("the server sent no SHA-256"), std::string::npos) << r.err;
+}
+
+TEST_F(HostileServer, AGetHeaderSizeThatDisagreesWithStatIsAProtocolError) {
+    fake_server server{[](const any_message& m) -> bytes {
+        if (std::holds_alternative<fp::stat_request>(m))
+            return encode_exact(regular(1000, true));
+        if (const auto* g = std::get_if<fp::get_request>(&m))
+            return get_reply(*g, 5000, 1000); // the same identity, five times the size
+        return error_frame(fp::status::bad_request, "unexpected");
+    }};
+    expect_protocol_error(work, server,
+                          "a GET_HEADER size (5000) that disagrees with its STAT (1000)",
+                          {"--no-verify"});
+}
+
+TEST_F(HostileServer, AListedSizeAbove2To63IsAProtocolError) {
+    fake_server server{[](const any_message&) -> bytes {
+        fp::list_entries batch;
+        batch.entries = {{"huge", fp::file_kind::regular, UINT64_MAX, 0}};
+        return concat({encode_exact(batch), encode_exact(fp::list_end{fp::status::ok, 1})});
+    }};
+    auto r = ferry_split(work.path(), {"ls", server.url("")});
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("the server sent a listed size above 2^63 - 1"), std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.out, "");
+}
+
+TEST_F(HostileServer, TheDigestWaitIsBoundedByDigestTimeout) {
+    fake_server server{[](const any_message& m) -> bytes {
+        if (const auto* s = std::get_if<fp::stat_request>(&m))
+            return s->want_sha256 ? bytes{} : encode_exact(regular(1000, false)); // never hashes
+        if (const auto* g = std::get_if<fp::get_request>(&m))
+            return get_reply(*g, 1000, 1000);
+        return error_frame(fp::status::bad_request, "unexpected");
+    }};
+    const auto started = std::chrono::steady_clock::now();
+    auto r = ferry_split(work.path(), {"get", server.url("f.bin"), "--digest-timeout", "0.2"});
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30)); // not an hour
+    EXPECT_EQ(r.code, 5) << r.err;
+    EXPECT_NE(r.err.find("the server did not send the SHA-256 within --digest-timeout 0.2 s (the "
+                         "partial download is kept; rerun to resume)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_TRUE(std::filesystem::exists(work / "f.bin.part"));
+    EXPECT_FALSE(std::filesystem::exists(work / "f.bin"));
+    auto bad = ferry_split(work.path(), {"get", server.url("f.bin"), "--digest-timeout", "-1"});
+    EXPECT_EQ(bad.code, 2) << bad.err;
+}
+
+TEST_F(HostileServer, ATrickleBelowSpeedLimitIsAStall) {
+    temp_dir root;
+    write_file(root / "slow.bin", std::string(1 << 20, 's'));
+    ferryd_process server{root.path(), {"--rate-limit", "2000"}};
+    const auto started = std::chrono::steady_clock::now();
+    auto r = ferry_split(work.path(),
+                         {"get", "ferry://127.0.0.1:" + std::to_string(server.port()) + "/slow.bin",
+                          "--speed-limit", "100000", "--speed-time", "1", "--retries", "0"});
+    EXPECT_LT(std::chrono::steady_clock::now() - started,
+              std::chrono::seconds(30)); // not 30 s stall
+    EXPECT_EQ(r.code, 5) << r.err;
+    EXPECT_NE(r.err.find("too slow: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("below --speed-limit 100000 bytes/s"), std::string::npos) << r.err;
+    EXPECT_TRUE(std::filesystem::exists(work / "slow.bin.part"));
+    EXPECT_FALSE(std::filesystem::exists(work / "slow.bin"));
+}
+
+TEST_F(HostileServer, AHugeDirectoryListsCompletelyAndSorted) {
+    temp_dir root;
+    constexpr int count = 50'000;
+    for (int i = 0; i < count; ++i)
+        write_file(root / ("f" + std::to_string(count - i)), ""); // not created in order
+    ferryd_process server{root.path()};
+    const auto u = "ferry://127.0.0.1:" + std::to_string(server.port()) + "/";
+    auto r = ferry_split(work.path(), {"ls", u});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    std::vector<std::string> names;
+    std::istringstream in{r.out};
+    for (std::string line; std::getline(in, line);)
+        names.push_back(line.substr(line.rfind(' ') + 1));
+    ASSERT_EQ(names.size(), static_cast<std::size_t>(count));
+    EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+    auto j = ferry_split(work.path(), {"ls", "--json", u});
+    ASSERT_EQ(j.code, 0) << j.err;
+    EXPECT_EQ(nlohmann::json::parse(j.out).size(), static_cast<std::size_t>(count));
+}
+
+} // namespace
+} // namespace ferry::test
