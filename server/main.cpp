@@ -1,10 +1,10 @@
 // ferryd: the Ferry file-serving daemon. All logic lives in ferry_server.
 #include "ferry/server/config.hpp"
+#include "ferry/server/log_file_sink.hpp"
 #include "ferry/server/server.hpp"
 
 #include <csignal>
 #include <iostream>
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -24,15 +24,18 @@ int main(int argc, char** argv) {
             l->set_level(level);
             return l;
         };
-        // A dedicated access log records every request whatever --log-level says; without
-        // one, access lines are info lines of the main log.
-        auto access = cfg.access_log
-                          ? make("access", std::make_shared<spdlog::sinks::basic_file_sink_mt>(
-                                               cfg.access_log->string()))
-                          : make("access", sink);
-        if (cfg.access_log)
+        // A dedicated access log records every request whatever --log-level says, each line
+        // flushed as written; SIGHUP reopens it. Without one, access lines are info lines of
+        // the main log.
+        auto access_file =
+            cfg.access_log ? std::make_shared<log_file_sink>(cfg.access_log->string()) : nullptr;
+        auto access = access_file ? make("access", access_file) : make("access", sink);
+        if (access_file)
             access->set_level(spdlog::level::info);
-        server_loggers loggers{make("server", sink), make("session", sink), access};
+        server_loggers loggers{make("server", sink), make("session", sink), access, [access_file] {
+                                   if (access_file)
+                                       access_file->reopen();
+                               }};
         spdlog::set_default_logger(loggers.server);
         server s{cfg, loggers};
         return s.run();

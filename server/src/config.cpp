@@ -108,7 +108,7 @@ po::options_description serving_options() {
         "rate-limit", strict_value<std::uint64_t>()->default_value({0}),
         "bytes per second per connection (0: unlimited)")(
         "digest-threads", strict_value<unsigned>()->default_value({2}),
-        "threads computing SHA-256 digests and directory listings (at least 1)")(
+        "threads computing SHA-256 digests (at least 1; listings have their own)")(
         "digest-cache-entries", strict_value<std::size_t>()->default_value({4096}),
         "digests kept, by file identity")("log-level",
                                           po::value<std::string>()->default_value("info"),

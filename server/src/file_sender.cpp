@@ -2,13 +2,12 @@
 
 #include "ferry/transport/with_timeout.hpp"
 
-#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/write.hpp>
 #include <cerrno>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 
 namespace ferry::server {
 
@@ -27,20 +26,6 @@ asio::awaitable<error_code> wait_writable(stream_socket& socket, clock::duration
     auto [ec] = co_await with_timeout(socket.async_wait(stream_socket::wait_write, asio::deferred),
                                       timeout);
     co_return ec;
-}
-
-asio::awaitable<error_code> send_zeros(stream_socket& socket, std::uint64_t n,
-                                       clock::duration timeout) {
-    static const std::array<std::byte, 64 * 1024> zeros{};
-    while (n > 0) {
-        const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, zeros.size()));
-        auto [ec, sent] = co_await with_timeout(
-            asio::async_write(socket, asio::buffer(zeros.data(), chunk), asio::deferred), timeout);
-        if (ec)
-            co_return ec;
-        n -= sent;
-    }
-    co_return error_code{};
 }
 
 } // namespace
@@ -100,9 +85,12 @@ asio::awaitable<send_result> send_file_range(stream_socket& socket, int file_fd,
             co_return r;
         }
     }
-    if (r.truncated)
-        r.ec = co_await send_zeros(socket, length - r.from_file, progress_timeout);
     co_return r;
+}
+
+void reset_on_close(stream_socket& socket) noexcept {
+    const ::linger reset{1, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
 }
 
 } // namespace ferry::server

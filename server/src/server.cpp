@@ -146,13 +146,14 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
         co_return; // every worker ended by itself
     log_.server->info("received signal {}: not accepting; draining transfers for up to {} s", signo,
                       static_cast<double>(config_.drain_timeout.count()) / 1000.0);
+    const auto keep_alive_idle = drain_idle_timeout(config_);
     for (auto& w : workers_)
-        asio::post(w->ctx, [&w = *w] {
+        asio::post(w->ctx, [&w = *w, keep_alive_idle] {
             for (auto& a : w.acceptors) {
                 error_code ignored;
                 a.close(ignored);
             }
-            w.registry.drain();
+            w.registry.drain(keep_alive_idle);
         });
     asio::steady_timer drain_timer{main, config_.drain_timeout};
     auto which = co_await (signals.async_wait(use_nothrow) || drain_timer.async_wait(use_nothrow));
@@ -170,6 +171,22 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
         asio::post(w->ctx, [&w = *w] { w.registry.cancel_all(); });
 }
 
+asio::awaitable<void> server::reopen_logs_on_hangup(asio::signal_set& hangup) {
+    for (;;) {
+        auto [ec, signo] = co_await hangup.async_wait(use_nothrow);
+        if (ec)
+            co_return; // the server stopped
+        try {
+            if (log_.reopen)
+                log_.reopen();
+            log_.server->info("received signal {}: log files reopened", signo);
+        } catch (const std::exception& e) {
+            log_.server->error("received signal {}: cannot reopen the log files: {}", signo,
+                               e.what());
+        }
+    }
+}
+
 int server::run() {
     asio::io_context main{1};
     for (auto& w : workers_)
@@ -178,27 +195,33 @@ int server::run() {
     // Signals are caught before anyone can learn the port: a SIGTERM right after the port file
     // appears already drains.
     asio::signal_set signals{main, SIGINT, SIGTERM};
+    asio::signal_set hangup{main, SIGHUP};
     write_port_file();
     log_.server->info("serving {} on {} thread(s), port(s) {}", config_.root.string(),
                       workers_.size(), fmt::join(ports_, ","));
 
+    asio::co_spawn(main, reopen_logs_on_hangup(hangup),
+                   task_done{"log reopener", log_.server.get()});
     asio::cancellation_signal stop_supervisor;
     asio::co_spawn(main, supervise(main, signals),
                    asio::bind_cancellation_slot(stop_supervisor.slot(),
                                                 task_done{"supervisor", log_.server.get()}));
     std::size_t finished = 0;
     for (auto& w : workers_)
-        w->thread = std::thread([&main, &finished, &stop_supervisor, &w = *w, this] {
+        w->thread = std::thread([&main, &finished, &stop_supervisor, &hangup, &w = *w, this] {
             w.ctx.run();
             asio::post(main, [&] {
-                if (++finished == workers_.size())
+                if (++finished == workers_.size()) {
                     stop_supervisor.emit(asio::cancellation_type::terminal);
+                    hangup.cancel();
+                }
             });
         });
     main.run();
     signals.cancel();
     for (auto& w : workers_)
         w->thread.join();
+    digests_.stop(); // (nobody waits for a digest any more)
     digests_.join();
     log_.server->info("stopped");
     return 0;

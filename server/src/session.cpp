@@ -10,6 +10,8 @@
 #include <array>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
@@ -124,8 +126,9 @@ private:
 constexpr std::uint64_t small_body = 16 * 1024;
 
 /// A GET whose body is at most small_body bytes and not rate-limited: header, body and trailer
-/// in one buffer. As with sendfile, a file that shrinks is zero-filled and a file that changed
-/// while it was read gets the trailer `changed`; a read error is an ERROR, the stream intact.
+/// in one buffer. The body is read before anything is sent: a file that shrank is answered
+/// with ERROR `changed` (the connection stays open), a file that changed while it was read gets
+/// the trailer `changed`; a read error is an ERROR, the stream intact.
 asio::awaitable<exchange> serve_small(stream_socket& socket, const session_context& ctx,
                                       const resolved& file, const fp::get_header& header,
                                       exchange x) {
@@ -152,10 +155,15 @@ asio::awaitable<exchange> serve_small(stream_socket& socket, const session_conte
             break;
         got += static_cast<std::size_t>(n);
     }
-    std::fill(body.begin() + static_cast<std::ptrdiff_t>(got), body.end(), std::byte{0});
+    if (got < length) {
+        x.status = fp::status::changed;
+        x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                           "changed: the file shrank while it was read; retry");
+        co_return x;
+    }
     struct stat after {};
-    const bool unchanged = got == length && ::fstat(file.fd.get(), &after) == 0 &&
-                           make_identity(after) == header.identity;
+    const bool unchanged =
+        ::fstat(file.fd.get(), &after) == 0 && make_identity(after) == header.identity;
     x.status = unchanged ? fp::status::ok : fp::status::changed;
     x.bytes = got;
     (void)fp::encode(header, out.first(header_size));
@@ -214,17 +222,17 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     auto sent = co_await send_file_range(socket, file.fd.get(), req.offset, length,
                                          ctx.config.progress_timeout, limiter);
     x.bytes = sent.from_file;
-    if (sent.ec) {
-        // The peer stalled or went away, or shutdown cancelled us: the stream is mid-body.
-        x.status = fp::status::internal_error;
+    if (sent.ec || sent.truncated) {
+        // The peer stalled or went away, shutdown cancelled us, or the file shrank: the stream
+        // is mid-body and ends with a reset, what is still queued for the peer dropped.
+        x.status = sent.truncated && !sent.ec ? fp::status::changed : fp::status::internal_error;
         x.keep_open = false;
+        reset_on_close(socket);
         co_return x;
     }
-    // Unchanged means: every byte came from the file, and it still has the size and mtime it
-    // had when the header went out.
+    // Unchanged means: the file still has the size and mtime it had when the header went out.
     struct stat after {};
-    const bool unchanged =
-        !sent.truncated && ::fstat(file.fd.get(), &after) == 0 && make_identity(after) == identity;
+    const bool unchanged = ::fstat(file.fd.get(), &after) == 0 && make_identity(after) == identity;
     x.status = unchanged ? fp::status::ok : fp::status::changed;
     x.keep_open =
         !co_await write_frame(socket, fp::get_trailer{x.status}, ctx.config.progress_timeout);
@@ -232,6 +240,38 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
 }
 
 // ---- STAT -----------------------------------------------------------------------------------
+
+/// Completes when the peer has closed (or reset) the connection while its request is served.
+/// Bytes of a pipelined request mean it still waits: then it only ends when cancelled.
+asio::awaitable<void> peer_gone(stream_socket& socket) {
+    for (;;) {
+        auto [ec] = co_await socket.async_wait(stream_socket::wait_read, use_nothrow);
+        if (ec)
+            co_return; // cancelled: the answer is ready
+        char next = 0;
+        const auto n = ::recv(socket.native_handle(), &next, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            co_return;
+        if (n > 0)
+            break;
+    }
+    asio::steady_timer never{socket.get_executor(), clock::time_point::max()};
+    co_await never.async_wait(use_nothrow);
+}
+
+/// The file's digest, or operation_aborted once nobody waits for it: the peer closed, or the
+/// session was cancelled. Either way the digest service stops hashing if nobody else waits.
+asio::awaitable<digest_outcome> digest_for_peer(stream_socket& socket, const session_context& ctx,
+                                                int fd, const fp::file_identity& id) {
+    using namespace asio::experimental::awaitable_operators;
+    // Named locals: GCC 12 destroys some temporaries of a co_await expression twice.
+    auto digesting = ctx.digests.digest(fd, id);
+    auto watching = peer_gone(socket);
+    auto first = co_await (std::move(digesting) || std::move(watching));
+    if (first.index() == 0)
+        co_return std::get<0>(std::move(first));
+    co_return digest_outcome{asio::error::operation_aborted, {}};
+}
 
 asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_context& ctx,
                                      const fp::stat_request& req) {
@@ -250,7 +290,12 @@ asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_contex
                          static_cast<std::uint64_t>(target.st.st_size), mtime_ns(target.st),
                          std::nullopt};
     if (req.want_sha256 && S_ISREG(target.st.st_mode)) {
-        auto d = co_await ctx.digests.digest(target.fd.get(), reply.identity);
+        auto d = co_await digest_for_peer(socket, ctx, target.fd.get(), reply.identity);
+        if (d.ec == asio::error::operation_aborted) {
+            x.status = fp::status::internal_error;
+            x.keep_open = false; // nobody is waiting for the answer any more
+            co_return x;
+        }
         if (d.ec) {
             x.status = d.ec.value() == ESTALE ? fp::status::changed : fp::status::internal_error;
             x.keep_open = !co_await send_error(
@@ -453,8 +498,11 @@ asio::awaitable<std::optional<std::string>> serve_connection(connection& c,
     std::string why;
     bool linger = false; // an ERROR was sent before closing: close gently
     for (;;) {
-        if (registry.draining() || cancel_state.cancelled() != asio::cancellation_type::none) {
-            // Requests still buffered (pipelined) are refused too: the client retries them.
+        // While draining, a connection that has been served keeps being served (a segmented
+        // download's next chunk); one that never sent a request is turned away. Past the drain
+        // deadline (cancelled), requests still buffered are refused too: the client retries.
+        if ((registry.draining() && c.requests == 0) ||
+            cancel_state.cancelled() != asio::cancellation_type::none) {
             why = "server shutting down";
             co_await send_error(c.socket, ctx, fp::status::shutting_down,
                                 "shutting down: the server is stopping", true,
@@ -494,7 +542,7 @@ asio::awaitable<std::optional<std::string>> serve_connection(connection& c,
             why = "aborted during an answer";
             break;
         }
-        if (buffer.empty() && !registry.draining())
+        if (buffer.empty())
             co_return std::nullopt; // idle: park it, and this frame and buffer are freed
     }
     c.slot.release();
@@ -539,7 +587,9 @@ struct woken {
         session_registry::unpark(*c);
         if (c->timed_out)
             return finish(*c, *registry, *ctx,
-                          c->requests == 0 ? "request timeout" : "idle timeout");
+                          c->requests == 0       ? "request timeout"
+                          : registry->draining() ? "idle while draining"
+                                                 : "idle timeout");
         if (registry->cancelling()) // past the drain: no more answers, not even a refusal
             return finish(*c, *registry, *ctx, "cancelled");
         if (ec && !(ec == asio::error::operation_aborted && registry->draining()))
@@ -552,17 +602,24 @@ struct woken {
 };
 
 void park(connection& c, session_registry& registry, const session_context& ctx) {
-    if (registry.draining()) // (a session may end between the drain and its completion)
+    if (registry.draining() && c.requests == 0) // (new since the drain began)
         return woken{&c, &registry, &ctx}(asio::error::operation_aborted); // refused at once
-    // The first request has the request timeout; later ones the idle keep-alive timeout.
+    // The first request has the request timeout; later ones the idle keep-alive timeout, or
+    // while draining the short drain_idle_timeout.
     if (c.requests == 0)
         registry.park(c, session_registry::wait::first_request, ctx.config.request_timeout);
     else
-        registry.park(c, session_registry::wait::keep_alive, ctx.config.idle_timeout);
+        registry.park(c, session_registry::wait::keep_alive,
+                      registry.draining() ? drain_idle_timeout(ctx.config)
+                                          : clock::duration{ctx.config.idle_timeout});
     c.socket.async_wait(stream_socket::wait_read, woken{&c, &registry, &ctx});
 }
 
 } // namespace
+
+transport::clock::duration drain_idle_timeout(const server_config& config) {
+    return std::min<transport::clock::duration>(config.idle_timeout, std::chrono::seconds(1));
+}
 
 std::string peer_name(const asio::ip::address& address, std::uint16_t port) {
     return address.is_v6() ? "[" + address.to_string() + "]:" + std::to_string(port)

@@ -1,5 +1,6 @@
 #include "ferry/server/session_registry.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -96,9 +97,18 @@ void session_registry::wake_parked() {
     }
 }
 
-void session_registry::drain() {
+void session_registry::drain(transport::clock::duration keep_alive_idle) {
     draining_ = true;
-    wake_parked();
+    auto& first = parked_[static_cast<std::size_t>(wait::first_request)];
+    while (!first.empty())
+        wake_first(first);
+    // Deadlines capped at one instant stay in order, and later parks come after them.
+    const auto latest = transport::clock::now() + keep_alive_idle;
+    auto& kept = parked_[static_cast<std::size_t>(wait::keep_alive)];
+    for (auto& c : kept)
+        c.deadline = std::min(c.deadline, latest);
+    if (!kept.empty() && (!sweeper_armed_ || kept.front().deadline < sweeper_.expiry()))
+        arm(kept.front().deadline);
 }
 
 void session_registry::cancel_all() {

@@ -3,10 +3,13 @@
 #include "support/test_client.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
+#include <poll.h>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <sys/resource.h>
 #include <thread>
 
@@ -143,9 +146,12 @@ TEST(Ferryd, SigtermDrainsTransfersInFlightThenExitsZero) {
     idle.send(fp::stat_request{"small", false});
     (void)idle.read<fp::stat_reply>();
 
+    auto fresh = test_client::connect(server.port());            // never sends a request
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // (accepted: no way to observe)
     server.process().signal(SIGTERM);
-    EXPECT_EQ(idle.read_error().code, status::shutting_down);
-    EXPECT_TRUE(idle.wait_closed());
+    EXPECT_EQ(fresh.read_error().code, status::shutting_down);
+    EXPECT_TRUE(fresh.wait_closed());
+    EXPECT_TRUE(idle.wait_closed()); // idle for the drain's idle timeout (1 s)
     // New connections are refused once the listeners are closed; the transfer goes on.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     bool refused = false;
@@ -158,10 +164,14 @@ TEST(Ferryd, SigtermDrainsTransfersInFlightThenExitsZero) {
     }
     EXPECT_TRUE(refused);
     EXPECT_TRUE(server.process().running());
+    // A connection that has been served is served while requests keep coming (this one is
+    // sent before the transfer ends, so no idle time can come between), closed once idle.
+    busy.send(fp::stat_request{"small", false});
     auto rest = busy.read_body(size - first.size());
     EXPECT_EQ(busy.read<fp::get_trailer>().code, status::ok);
     EXPECT_TRUE(first + rest == make_content(size, 12));
-    EXPECT_EQ(busy.read_error().code, status::shutting_down);
+    EXPECT_EQ(busy.read<fp::stat_reply>().size, 1U);
+    EXPECT_TRUE(busy.wait_closed());
     EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(30)), 0);
 }
 
@@ -506,6 +516,212 @@ TEST(FerrydDeployment, TheSystemdUnitIsUnprivilegedAndScoresOk) {
     ASSERT_TRUE(std::regex_search(r.output, m, overall)) << r.output;
     EXPECT_LE(std::stod(m[1].str()), 3.0) << r.output;
     EXPECT_EQ(m[2].str(), "OK") << r.output;
+}
+
+/// CPU time (user + system) a process has used so far.
+std::chrono::duration<double> cpu_time(pid_t pid) {
+    std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+    std::string text{std::istreambuf_iterator<char>{in}, {}};
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    std::istringstream fields{text.substr(text.rfind(')') + 2)};
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+        if (i == 14)
+            utime = std::stoull(field);
+        if (i == 15)
+            stime = std::stoull(field);
+    }
+    return std::chrono::duration<double>(static_cast<double>(utime + stime) /
+                                         static_cast<double>(::sysconf(_SC_CLK_TCK)));
+}
+
+std::string sha256_hex(const std::string& s) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+    return to_hex(std::as_bytes(std::span{d}));
+}
+
+/// Polls `done` every 10 ms for at most `limit`; returns its last value.
+template <class F>
+bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
+    }
+    return true;
+}
+
+TEST(Ferryd, ARateLimitedTransferSleepsAndOthersAreAnsweredBesideIt) {
+    temp_dir root;
+    const std::size_t size = 24 << 20;
+    const auto content = make_content(size, 15);
+    write_file(root / "big", content);
+    write_file(root / "small", "small");
+    ferryd_process server{root.path(), {"--threads", "1", "--rate-limit", std::to_string(8 << 20)}};
+    const pid_t pid = server.process().pid();
+    auto probe = test_client::connect(server.port());
+    EXPECT_EQ(probe.get("small").body, "small"); // everything lazily created is created
+
+    const auto cpu_before = cpu_time(pid);
+    const auto started = std::chrono::steady_clock::now();
+    std::string body;
+    status trailer = status::internal_error;
+    std::thread transfer([&] {
+        auto c = test_client::connect(server.port());
+        auto r = c.get("big");
+        body = std::move(r.body);
+        trailer = r.trailer;
+    });
+    // A latency probe beside it, on the same I/O thread: a STAT and a small GET every 10 ms.
+    std::vector<double> latencies;
+    while (latencies.size() < 20 ||
+           std::chrono::steady_clock::now() - started < std::chrono::milliseconds(2500)) {
+        const auto t = std::chrono::steady_clock::now();
+        probe.send(fp::stat_request{"small", false});
+        EXPECT_EQ(probe.read<fp::stat_reply>().size, 5U);
+        EXPECT_EQ(probe.get("small").body, "small");
+        latencies.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t)
+                .count());
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // pacing the probe
+    }
+    transfer.join();
+    const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - started;
+    const auto cpu = cpu_time(pid) - cpu_before;
+    EXPECT_EQ(trailer, status::ok);
+    EXPECT_TRUE(body == content);
+    std::sort(latencies.begin(), latencies.end());
+    const double p50 = latencies[latencies.size() / 2];
+    const double worst = latencies.back();
+    std::printf("rate-limited 24 MiB at 8 MiB/s: %.2f s wall, ferryd CPU %.3f s (%.1f%%); "
+                "%zu probes, p50 %.2f ms, max %.2f ms\n",
+                wall.count(), cpu.count(), 100.0 * cpu.count() / wall.count(), latencies.size(),
+                p50, worst);
+    // (24 MiB - 0.8 MiB burst) at 8 MiB/s: at least 2.9 s, whatever the machine.
+    EXPECT_GE(wall.count(), 2.85);
+    // A sleeping transfer costs little CPU (a spinning one took all of it); the probe's bound
+    // only catches a thread that starves others (generous: sanitizers, a shared machine).
+    EXPECT_LT(cpu.count() / wall.count(), 0.2);
+    EXPECT_LT(worst, 200.0);
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(Ferryd, ASegmentedDownloadFinishesAcrossSigterm) {
+    temp_dir root;
+    temp_dir work;
+    const std::size_t size = 24 << 20;
+    const auto content = make_content(size, 16);
+    write_file(root / "big", content);
+    // 4 connections at 2 MiB/s each: about 3 s of 1 MiB requests.
+    ferryd_process server{root.path(), {"--rate-limit", std::to_string(2 << 20)}};
+    const auto out = work / "big";
+    child_process ferry{{bin("ferry"), "get",
+                         "ferry://127.0.0.1:" + std::to_string(server.port()) + "/big", "-o",
+                         out.string(), "-j", "4", "--chunk-size", "1048576", "--quiet"},
+                        work / "ferry.log"};
+    // Midway: the first 8 chunks have begun to arrive in the .part (allocated whole from the
+    // start), so each of the 4 connections has asked for something.
+    ASSERT_TRUE(eventually([&] {
+        std::ifstream part{out.string() + ".part", std::ios::binary};
+        for (std::size_t at = 0; at < (8 << 20); at += 1 << 20) {
+            std::string head(4096, '\0');
+            if (!part.seekg(static_cast<std::streamoff>(at)) || !part.read(head.data(), 4096) ||
+                head != content.substr(at, 4096))
+                return false;
+        }
+        return true;
+    }));
+    ASSERT_FALSE(std::filesystem::exists(out)) << "the download was already over";
+    server.process().signal(SIGTERM);
+    // New connections are refused once the listeners are closed.
+    EXPECT_TRUE(eventually([&] {
+        try {
+            auto late = test_client::connect(server.port());
+            return false;
+        } catch (const std::runtime_error&) {
+            return true;
+        }
+    }));
+    EXPECT_EQ(ferry.wait_exit(std::chrono::seconds(60)), 0) << read_file(work / "ferry.log");
+    ASSERT_TRUE(std::filesystem::exists(out));
+    EXPECT_EQ(sha256_hex(read_file(out)), sha256_hex(content));
+    EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(30)), 0);
+}
+
+TEST(Ferryd, AStalledTransferEndsWithAReset) {
+    temp_dir root;
+    write_file(root / "big", make_content(64 << 20, 17));
+    ferryd_process server{root.path(), {"--progress-timeout", "0.3", "--threads", "1"}};
+    const auto baseline = open_fds(server.process().pid());
+    auto stuck = test_client::connect(server.port());
+    stuck.set_receive_buffer(64 * 1024);
+    stuck.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
+    (void)stuck.read<fp::get_header>(); // and then reads nothing
+    // The server gives up after the progress timeout and closes its socket.
+    EXPECT_TRUE(eventually([&] { return open_fds(server.process().pid()) <= baseline; }));
+    // Closed with a reset: what the kernel still held for us is dropped, and the client is
+    // told the transfer was cut (a plain close would deliver it all, then an orderly EOF).
+    std::string why;
+    try {
+        for (;;)
+            (void)stuck.read_body(1);
+    } catch (const connection_ended& e) {
+        why = e.what();
+    }
+    EXPECT_EQ(why, "reset");
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(Ferryd, TheAccessLogIsWrittenPerLineAndReopenedOnSighup) {
+    temp_dir root;
+    temp_dir logs;
+    write_file(root / "hello.txt", "hello");
+    const auto log = logs / "access.log";
+    ferryd_process server{root.path(), {"--access-log", log.string()}};
+    auto c = test_client::connect(server.port());
+    EXPECT_EQ(c.get("hello.txt").body, "hello");
+    // The line is in the file while ferryd runs, not only at exit.
+    EXPECT_TRUE(eventually(
+        [&] {
+            return std::filesystem::exists(log) &&
+                   read_file(log).find("GET \"hello.txt\"") != std::string::npos;
+        },
+        std::chrono::seconds(5)))
+        << (std::filesystem::exists(log) ? read_file(log) : "no file");
+    // logrotate: rename, then SIGHUP; the next line goes to a new file of the old name.
+    std::filesystem::rename(log, logs / "access.log.1");
+    server.process().signal(SIGHUP);
+    EXPECT_TRUE(eventually([&] { return std::filesystem::exists(log); }, std::chrono::seconds(5)));
+    EXPECT_EQ(c.get("hello.txt").body, "hello");
+    EXPECT_TRUE(
+        eventually([&] { return read_file(log).find("GET \"hello.txt\"") != std::string::npos; },
+                   std::chrono::seconds(5)));
+    EXPECT_TRUE(server.process().running());
+    const auto rotated = read_file(logs / "access.log.1");
+    EXPECT_EQ(std::count(rotated.begin(), rotated.end(), '\n'), 1) << rotated;
+    c.close();
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(Ferryd, ASecondSignalStopsADigestInProgress) {
+    temp_dir root;
+    {
+        // 64 GiB of holes: hashing them takes far longer than the bound below.
+        std::ofstream{root / "huge"};
+        std::filesystem::resize_file(root / "huge", std::uintmax_t{64} << 30);
+    }
+    ferryd_process server{root.path(), {"--digest-threads", "1", "--drain-timeout", "600"}};
+    auto c = test_client::connect(server.port());
+    c.send(fp::stat_request{"huge", true});
+    pollfd p{c.fd(), POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 300), 0); // hashing, no answer yet
+    server.process().signal(SIGTERM);
+    EXPECT_FALSE(server.process().wait_exit(std::chrono::milliseconds(300))); // still draining
+    server.process().signal(SIGTERM);
+    EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(10)), 0);
 }
 
 } // namespace

@@ -346,9 +346,12 @@ TEST_F(SessionRegistryTest, OneTimerTimesOutParkedConnectionsInDeadlineOrder) {
     EXPECT_TRUE(ctx.stopped());
 }
 
-TEST_F(SessionRegistryTest, DrainWakesParkedConnectionsAndCancelAllStopsBusyOnes) {
-    auto& parked = add(1);
-    park(parked, fs::session_registry::wait::keep_alive, std::chrono::hours(1));
+TEST_F(SessionRegistryTest, DrainWakesNewConnectionsShortensKeepAliveAndCancelAllStopsBusyOnes) {
+    using wait = fs::session_registry::wait;
+    auto& fresh = add(1);
+    park(fresh, wait::first_request, std::chrono::hours(1));
+    auto& kept = add(3);
+    park(kept, wait::keep_alive, std::chrono::hours(1));
     auto& busy = add(2);
     busy.busy = true;
     bool busy_done = false;
@@ -356,18 +359,28 @@ TEST_F(SessionRegistryTest, DrainWakesParkedConnectionsAndCancelAllStopsBusyOnes
     asio::co_spawn(ctx, wait_forever(busy_done, busy_ec),
                    asio::bind_cancellation_slot(busy.signal.slot(), [](std::exception_ptr) {}));
     ctx.poll();
-    EXPECT_EQ(registry.size(), 2U);
-    registry.drain();
+    EXPECT_EQ(registry.size(), 3U);
+    registry.drain(std::chrono::milliseconds(100));
     ctx.poll();
     EXPECT_TRUE(registry.draining());
-    const std::vector<std::pair<std::uint64_t, bool>> woken{{1, false}}; // woken, not timed out
-    EXPECT_EQ(ended, woken);
+    // The one that never sent a request is woken (to be refused) at once ...
+    std::vector<std::pair<std::uint64_t, bool>> expected{{1, false}};
+    EXPECT_EQ(ended, expected);
+    EXPECT_EQ(registry.parked(), 1U);
+    // ... the kept-alive one times out after the drain's short idle timeout, not in an hour.
+    const auto started = std::chrono::steady_clock::now();
+    while (ended.size() < 2 &&
+           std::chrono::steady_clock::now() - started < std::chrono::seconds(10))
+        ctx.run_one_for(std::chrono::seconds(1));
+    expected.emplace_back(3, true);
+    EXPECT_EQ(ended, expected);
     EXPECT_FALSE(busy_done); // busy connections finish their answer
     registry.cancel_all();
     ctx.run_for(std::chrono::seconds(5));
     EXPECT_TRUE(busy_done);
     EXPECT_EQ(busy_ec, asio::error::operation_aborted);
-    registry.remove(parked);
+    registry.remove(fresh);
+    registry.remove(kept);
     registry.remove(busy);
     EXPECT_EQ(registry.size(), 0U);
     EXPECT_EQ(limits.active(), 0U); // the slots went with the connections
@@ -378,18 +391,65 @@ TEST_F(SessionRegistryTest, DrainWakesParkedConnectionsAndCancelAllStopsBusyOnes
 TEST(RateLimiter, ABucketOfATenthOfASecond) {
     using namespace std::chrono;
     const auto t0 = ferry::transport::clock::now();
-    fs::rate_limiter limiter{1'000'000, t0}; // 1 MB/s: burst 100,000 bytes
+    fs::rate_limiter limiter{1'000'000, t0}; // 1 MB/s: burst 100,000 bytes, pieces >= 20,000
+    EXPECT_EQ(limiter.burst(), 100'000U);
+    EXPECT_EQ(limiter.min_piece(), 20'000U);
     ferry::transport::clock::duration wait{};
     EXPECT_EQ(limiter.allowance(1'000'000, t0, wait), 100'000U);
     limiter.consume(100'000);
+    // An empty bucket waits for a whole piece (20 ms), not for one byte.
     EXPECT_EQ(limiter.allowance(1'000'000, t0, wait), 0U);
-    EXPECT_GT(wait, nanoseconds(0));
-    EXPECT_LE(wait, microseconds(10));
+    EXPECT_GE(wait, milliseconds(20));
+    EXPECT_LE(wait, milliseconds(21));
+    EXPECT_EQ(limiter.allowance(1'000'000, t0 + milliseconds(10), wait), 0U); // half a piece
     EXPECT_EQ(limiter.allowance(1'000'000, t0 + milliseconds(50), wait), 50'000U);
     EXPECT_EQ(limiter.allowance(1'000'000, t0 + seconds(10), wait),
               100'000U); // capped at the burst
     fs::rate_limiter unlimited{0};
     EXPECT_EQ(unlimited.allowance(123456789, t0, wait), 123456789U);
+}
+
+TEST(RateLimiter, PiecesAreNeverTinyAndTheLongRunRateIsExact) {
+    using namespace std::chrono;
+    using ferry::transport::clock;
+    for (const std::uint64_t rate : {1'000U, 100'000U, 1'000'000U, 8'000'000U, 200'000'000U}) {
+        SCOPED_TRACE(rate);
+        const auto t0 = clock::now();
+        fs::rate_limiter limiter{rate, t0};
+        EXPECT_GE(limiter.min_piece(), std::min<std::uint64_t>(16384, limiter.burst()));
+        // A sender that always wants 4 MiB, sleeps exactly as long as it is told, and sends
+        // whatever it is allowed at once: the schedule of pieces the limiter makes.
+        const std::uint64_t total = std::max<std::uint64_t>(rate * 20, 4 << 20); // >= 20 s
+        std::uint64_t sent = 0;
+        std::size_t waits = 0;
+        auto now = t0;
+        while (sent < total) {
+            clock::duration wait{};
+            const auto want = std::min<std::uint64_t>(total - sent, 4 << 20);
+            const auto n = limiter.allowance(want, now, wait);
+            if (n == 0) {
+                ASSERT_GT(wait, clock::duration::zero());
+                now += wait;
+                ++waits;
+                // Each wait is long enough: the next allowance is not 0 again.
+                ASSERT_NE(limiter.allowance(want, now, wait), 0U);
+                continue;
+            }
+            if (n != want) { // only the last piece may be below the minimum
+                ASSERT_GE(n, limiter.min_piece()) << "at byte " << sent;
+            }
+            limiter.consume(n);
+            sent += n;
+        }
+        // (total - burst) bytes at `rate`: exact to within 2 %.
+        const double expected =
+            static_cast<double>(total - limiter.burst()) / static_cast<double>(rate);
+        const double took = duration<double>(now - t0).count();
+        EXPECT_NEAR(took, expected, expected * 0.02);
+        // One wait per piece at most: pieces of min_piece() bytes, never a flurry of tiny ones.
+        EXPECT_LE(static_cast<double>(waits),
+                  took * static_cast<double>(rate) / static_cast<double>(limiter.min_piece()) + 2);
+    }
 }
 
 // ---- transport ------------------------------------------------------------------------------

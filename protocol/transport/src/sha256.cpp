@@ -1,5 +1,6 @@
 #include "ferry/transport/sha256.hpp"
 
+#include <boost/asio/error.hpp>
 #include <cerrno>
 #include <openssl/evp.h>
 #include <stdexcept>
@@ -30,13 +31,17 @@ protocol::sha256_digest sha256_stream::finish() {
     return d;
 }
 
-sha256_result sha256_of(int fd, std::uint64_t length) {
+sha256_result sha256_of(int fd, std::uint64_t length, const std::atomic<bool>* stop) {
     sha256_result out;
     sha256_stream hash;
     constexpr std::size_t block = 1 << 20;
     auto buffer = std::make_unique<std::byte[]>(block);
     std::uint64_t done = 0;
     while (done < length) {
+        if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+            out.ec = boost::asio::error::operation_aborted;
+            return out;
+        }
         const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(block, length - done));
         const ssize_t n = ::pread(fd, buffer.get(), want, static_cast<off_t>(done));
         if (n < 0 && errno == EINTR)

@@ -4,7 +4,8 @@
 // (SO_REUSEPORT: the kernel spreads connections) and its own session_registry, so nothing on
 // the hot path is shared between threads. A small worker pool (digest_service) runs blocking
 // work. The main thread only waits for signals: the first SIGINT/SIGTERM drains, a second
-// one, or the drain timeout, cancels what is left. docs/architecture.md tells the whole story.
+// one, or the drain timeout, cancels what is left; SIGHUP reopens the log files.
+// docs/architecture.md tells the whole story.
 #pragma once
 
 #include "ferry/server/config.hpp"
@@ -18,6 +19,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <spdlog/logger.h>
 #include <thread>
@@ -29,6 +31,8 @@ struct server_loggers {
     std::shared_ptr<spdlog::logger> server;  ///< start, stop, faults
     std::shared_ptr<spdlog::logger> session; ///< connection open/close
     std::shared_ptr<spdlog::logger> access;  ///< one line per request
+    /// Reopens the log files (SIGHUP, after logrotate renamed them); may throw.
+    std::function<void()> reopen;
 };
 
 class server {
@@ -57,6 +61,7 @@ private:
 
     asio::awaitable<void> accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor);
     asio::awaitable<void> supervise(asio::io_context& main, asio::signal_set& signals);
+    asio::awaitable<void> reopen_logs_on_hangup(asio::signal_set& hangup);
     void write_port_file() const;
 
     server_config config_;

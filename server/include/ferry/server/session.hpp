@@ -38,6 +38,11 @@ struct session_info {
 void start_session(stream_socket socket, std::uint64_t id, std::uint16_t port,
                    connection_slot slot, session_registry& registry, const session_context& ctx);
 
+/// How long a kept-alive connection may stay idle once the server drains (at most a second, at
+/// most --idle-timeout): a client between two requests of one download goes on, an idle one
+/// lets the server stop.
+transport::clock::duration drain_idle_timeout(const server_config& config);
+
 /// `address:port`, or `[address]:port` for IPv6: how logs name a peer.
 std::string peer_name(const asio::ip::address& address, std::uint16_t port);
 

@@ -5,6 +5,7 @@
 #include "ferry/protocol/messages.hpp"
 #include "ferry/transport/asio.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -17,8 +18,9 @@ struct sha256_result {
     protocol::sha256_digest digest{};
 };
 
-/// SHA-256 of the first `length` bytes of `fd`, read with pread in 1 MiB blocks.
-sha256_result sha256_of(int fd, std::uint64_t length);
+/// SHA-256 of the first `length` bytes of `fd`, read with pread in 1 MiB blocks. If `stop` is
+/// given and becomes true, reading stops before the next block and ec is operation_aborted.
+sha256_result sha256_of(int fd, std::uint64_t length, const std::atomic<bool>* stop = nullptr);
 
 /// Incremental SHA-256.
 class sha256_stream {
