@@ -146,14 +146,14 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
         co_return; // every worker ended by itself
     log_.server->info("received signal {}: not accepting; draining transfers for up to {} s", signo,
                       static_cast<double>(config_.drain_timeout.count()) / 1000.0);
-    const auto keep_alive_idle = drain_idle_timeout(config_);
+    const auto idle = drain_idle_timeout(config_);
     for (auto& w : workers_)
-        asio::post(w->ctx, [&w = *w, keep_alive_idle] {
+        asio::post(w->ctx, [&w = *w, idle] {
             for (auto& a : w.acceptors) {
                 error_code ignored;
                 a.close(ignored);
             }
-            w.registry.drain(keep_alive_idle);
+            w.registry.drain(idle);
         });
     asio::steady_timer drain_timer{main, config_.drain_timeout};
     auto which = co_await (signals.async_wait(use_nothrow) || drain_timer.async_wait(use_nothrow));

@@ -146,9 +146,9 @@ asio::awaitable<exchange> serve_small(stream_socket& socket, const session_conte
             continue;
         if (n < 0) {
             x.status = fp::status::internal_error;
-            x.keep_open = !co_await send_error(
-                socket, ctx, x.status,
-                std::string{"internal error: reading the file: "} + std::strerror(errno));
+            x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                               std::string{"internal error: reading the file: "} +
+                                                   std::strerror(errno));
             co_return x;
         }
         if (n == 0)
@@ -488,8 +488,7 @@ void finish(connection& c, session_registry& registry, const session_context& ct
 /// Serves requests on `c` while they arrive back to back. Returns the reason the connection
 /// ended, or nothing when it is idle again (nothing buffered) and should be parked.
 asio::awaitable<std::optional<std::string>> serve_connection(connection& c,
-                                                              session_registry& registry,
-                                                              const session_context& ctx) {
+                                                             const session_context& ctx) {
     // Cleanup I/O after a cancellation must still run (bounded by its own timeouts).
     co_await asio::this_coro::throw_if_cancelled(false);
     auto cancel_state = co_await asio::this_coro::cancellation_state;
@@ -498,11 +497,10 @@ asio::awaitable<std::optional<std::string>> serve_connection(connection& c,
     std::string why;
     bool linger = false; // an ERROR was sent before closing: close gently
     for (;;) {
-        // While draining, a connection that has been served keeps being served (a segmented
-        // download's next chunk); one that never sent a request is turned away. Past the drain
-        // deadline (cancelled), requests still buffered are refused too: the client retries.
-        if ((registry.draining() && c.requests == 0) ||
-            cancel_state.cancelled() != asio::cancellation_type::none) {
+        // While draining, requests are served as they come (a segmented download's next
+        // chunk). Past the drain deadline (cancelled), requests still buffered are refused: the
+        // client retries elsewhere or later.
+        if (cancel_state.cancelled() != asio::cancellation_type::none) {
             why = "server shutting down";
             co_await send_error(c.socket, ctx, fp::status::shutting_down,
                                 "shutting down: the server is stopping", true,
@@ -587,27 +585,28 @@ struct woken {
         session_registry::unpark(*c);
         if (c->timed_out)
             return finish(*c, *registry, *ctx,
-                          c->requests == 0       ? "request timeout"
-                          : registry->draining() ? "idle while draining"
-                                                 : "idle timeout");
+                          registry->draining() ? "idle while draining"
+                          : c->requests == 0   ? "request timeout"
+                                               : "idle timeout");
         if (registry->cancelling()) // past the drain: no more answers, not even a refusal
             return finish(*c, *registry, *ctx, "cancelled");
-        if (ec && !(ec == asio::error::operation_aborted && registry->draining()))
+        if (ec)
             return finish(*c, *registry, *ctx, describe(ec));
-        // Readable (or draining: the session refuses). End of file shows up as readable too.
+        // Readable. End of file shows up as readable too.
         c->busy = true;
-        asio::co_spawn(c->socket.get_executor(), serve_connection(*c, *registry, *ctx),
+        asio::co_spawn(c->socket.get_executor(), serve_connection(*c, *ctx),
                        asio::bind_cancellation_slot(c->signal.slot(), served{c, registry, ctx}));
     }
 };
 
 void park(connection& c, session_registry& registry, const session_context& ctx) {
-    if (registry.draining() && c.requests == 0) // (new since the drain began)
-        return woken{&c, &registry, &ctx}(asio::error::operation_aborted); // refused at once
-    // The first request has the request timeout; later ones the idle keep-alive timeout, or
-    // while draining the short drain_idle_timeout.
+    // The first request has the request timeout; later ones the idle keep-alive timeout; while
+    // draining, neither is longer than the short drain_idle_timeout.
     if (c.requests == 0)
-        registry.park(c, session_registry::wait::first_request, ctx.config.request_timeout);
+        registry.park(c, session_registry::wait::first_request,
+                      registry.draining() ? std::min(drain_idle_timeout(ctx.config),
+                                                     clock::duration{ctx.config.request_timeout})
+                                          : clock::duration{ctx.config.request_timeout});
     else
         registry.park(c, session_registry::wait::keep_alive,
                       registry.draining() ? drain_idle_timeout(ctx.config)
@@ -626,8 +625,8 @@ std::string peer_name(const asio::ip::address& address, std::uint16_t port) {
                            : address.to_string() + ":" + std::to_string(port);
 }
 
-void start_session(stream_socket socket, std::uint64_t id, std::uint16_t port,
-                   connection_slot slot, session_registry& registry, const session_context& ctx) {
+void start_session(stream_socket socket, std::uint64_t id, std::uint16_t port, connection_slot slot,
+                   session_registry& registry, const session_context& ctx) {
     error_code ignored;
     socket.native_non_blocking(true, ignored);
     auto& c = registry.add(std::move(socket), id, port, std::move(slot), ctx.config.rate_limit);

@@ -97,18 +97,18 @@ void session_registry::wake_parked() {
     }
 }
 
-void session_registry::drain(transport::clock::duration keep_alive_idle) {
+void session_registry::drain(transport::clock::duration idle) {
     draining_ = true;
-    auto& first = parked_[static_cast<std::size_t>(wait::first_request)];
-    while (!first.empty())
-        wake_first(first);
-    // Deadlines capped at one instant stay in order, and later parks come after them.
-    const auto latest = transport::clock::now() + keep_alive_idle;
-    auto& kept = parked_[static_cast<std::size_t>(wait::keep_alive)];
-    for (auto& c : kept)
-        c.deadline = std::min(c.deadline, latest);
-    if (!kept.empty() && (!sweeper_armed_ || kept.front().deadline < sweeper_.expiry()))
-        arm(kept.front().deadline);
+    // Every parked connection may still send a request within `idle`: a segmented download's
+    // next chunk, or the first one of a connection opened just before the drain. Deadlines
+    // capped at one instant stay in order, and later parks come after them.
+    const auto latest = transport::clock::now() + idle;
+    for (auto& list : parked_) {
+        for (auto& c : list)
+            c.deadline = std::min(c.deadline, latest);
+        if (!list.empty() && (!sweeper_armed_ || list.front().deadline < sweeper_.expiry()))
+            arm(list.front().deadline);
+    }
 }
 
 void session_registry::cancel_all() {

@@ -146,11 +146,10 @@ TEST(Ferryd, SigtermDrainsTransfersInFlightThenExitsZero) {
     idle.send(fp::stat_request{"small", false});
     (void)idle.read<fp::stat_reply>();
 
-    auto fresh = test_client::connect(server.port());            // never sends a request
-    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // (accepted: no way to observe)
+    auto silent = test_client::connect(server.port()); // never sends a request
     server.process().signal(SIGTERM);
-    EXPECT_EQ(fresh.read_error().code, status::shutting_down);
-    EXPECT_TRUE(fresh.wait_closed());
+    // Closed once idle for the drain's idle timeout (or, not accepted yet, with the listener).
+    EXPECT_TRUE(silent.wait_closed());
     EXPECT_TRUE(idle.wait_closed()); // idle for the drain's idle timeout (1 s)
     // New connections are refused once the listeners are closed; the transfer goes on.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -346,7 +346,7 @@ TEST_F(SessionRegistryTest, OneTimerTimesOutParkedConnectionsInDeadlineOrder) {
     EXPECT_TRUE(ctx.stopped());
 }
 
-TEST_F(SessionRegistryTest, DrainWakesNewConnectionsShortensKeepAliveAndCancelAllStopsBusyOnes) {
+TEST_F(SessionRegistryTest, DrainShortensEveryParkedWaitAndCancelAllStopsBusyOnes) {
     using wait = fs::session_registry::wait;
     auto& fresh = add(1);
     park(fresh, wait::first_request, std::chrono::hours(1));
@@ -363,16 +363,16 @@ TEST_F(SessionRegistryTest, DrainWakesNewConnectionsShortensKeepAliveAndCancelAl
     registry.drain(std::chrono::milliseconds(100));
     ctx.poll();
     EXPECT_TRUE(registry.draining());
-    // The one that never sent a request is woken (to be refused) at once ...
-    std::vector<std::pair<std::uint64_t, bool>> expected{{1, false}};
-    EXPECT_EQ(ended, expected);
-    EXPECT_EQ(registry.parked(), 1U);
-    // ... the kept-alive one times out after the drain's short idle timeout, not in an hour.
+    // Nobody is woken at once: a request may still come on either (a connection opened just
+    // before the drain sends its first one after it) ...
+    EXPECT_TRUE(ended.empty());
+    EXPECT_EQ(registry.parked(), 2U);
+    // ... and both time out after the drain's short idle timeout, not in an hour.
     const auto started = std::chrono::steady_clock::now();
     while (ended.size() < 2 &&
            std::chrono::steady_clock::now() - started < std::chrono::seconds(10))
         ctx.run_one_for(std::chrono::seconds(1));
-    expected.emplace_back(3, true);
+    const std::vector<std::pair<std::uint64_t, bool>> expected{{1, true}, {3, true}};
     EXPECT_EQ(ended, expected);
     EXPECT_FALSE(busy_done); // busy connections finish their answer
     registry.cancel_all();

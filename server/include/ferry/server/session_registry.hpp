@@ -153,9 +153,9 @@ struct connection {
 /// deadline order and one timer, set for the earliest head, serves them all: no timer per
 /// connection, no timer work per request.
 ///
-/// Shutdown has two phases: drain() wakes the connections still waiting for their first
-/// request (their session refuses with shutting_down) and gives kept-alive ones a short idle
-/// timeout (they are served while requests keep coming); cancel_all() closes every parked
+/// Shutdown has two phases: drain() gives every parked connection a short idle timeout (each is
+/// served while requests keep coming: a segmented download's connections, even one opened just
+/// before the drain that has not sent its first request yet); cancel_all() closes every parked
 /// connection and emits terminal cancellation to every busy session.
 class session_registry {
 public:
@@ -177,10 +177,9 @@ public:
     /// Takes `c` off the parked lists (its wait completed).
     static void unpark(connection& c) noexcept { c.parked_hook.unlink(); }
 
-    /// Starts the drain: parked connections that never sent a request are woken; kept-alive
-    /// ones time out `keep_alive_idle` from now at the latest (the caller parks the ones that
-    /// go idle from now on with that timeout too).
-    void drain(transport::clock::duration keep_alive_idle);
+    /// Starts the drain: every parked connection times out `idle` from now at the latest (the
+    /// caller parks the ones that go idle from now on with that timeout too).
+    void drain(transport::clock::duration idle);
     void cancel_all();
 
     bool draining() const noexcept { return draining_; }
