@@ -44,7 +44,7 @@ std::optional<download_state> download_state::load(const output_dir& dir, const 
         return std::nullopt; // no partial download
     bool created = false;
     const auto fd =
-        failed ? file_descriptor{} : dir.open_ours(name, O_RDONLY, false, created, failed);
+        failed ? unique_fd{} : dir.open_ours(name, O_RDONLY, false, created, failed);
     std::string text;
     if (fd) {
         char buffer[4096];

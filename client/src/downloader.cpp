@@ -311,13 +311,13 @@ bool same_file(const download_state& s, const fp::stat_reply& st) {
 /// Opens OUT.part (creating it if absent) and locks it for the whole download, so a second
 /// ferry on the same output refuses instead of splicing. An empty descriptor if `r` says why
 /// not (or that --skip-existing left OUT).
-file_descriptor prepare_output(const output_dir& dir, const std::string& out,
+unique_fd prepare_output(const output_dir& dir, const std::string& out,
                                const std::string& part, const get_options& o, file_result& r,
                                bool& created) {
     auto fail = [&r](const local_error& e) {
         r.code = e.code;
         r.error = e.message;
-        return file_descriptor{};
+        return unique_fd{};
     };
     for (int attempt = 0;; ++attempt) {
         local_error e;

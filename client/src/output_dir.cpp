@@ -15,22 +15,6 @@ local_error local(const std::string& what, const stdfs::path& p, int err) {
     return {exit_code::local_io, what + " " + p.string() + ": " + std::strerror(err)};
 }
 
-file_descriptor::file_descriptor(file_descriptor&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-
-file_descriptor& file_descriptor::operator=(file_descriptor&& o) noexcept {
-    if (this != &o) {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-}
-
-file_descriptor::~file_descriptor() {
-    if (fd_ >= 0)
-        ::close(fd_);
-}
-
 std::optional<std::string> not_ours(const struct stat& st) {
     if (S_ISLNK(st.st_mode))
         return "a symbolic link";
@@ -64,9 +48,9 @@ local_error output_dir::open(const stdfs::path& file, output_dir& out) {
     const auto dir = out.path_.empty() ? stdfs::path{"."} : out.path_;
     // O_RDONLY rather than O_PATH: the directory is fsynced through this descriptor. A
     // directory one may write but not list still works through O_PATH (without the fsync).
-    out.fd_ = file_descriptor{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    out.fd_ = unique_fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
     if (!out.fd_ && errno == EACCES)
-        out.fd_ = file_descriptor{::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)};
+        out.fd_ = unique_fd{::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)};
     if (!out.fd_)
         return local("cannot open the output directory", dir, errno);
     return {};
@@ -85,7 +69,7 @@ std::optional<struct stat> output_dir::status(const std::string& name, local_err
     return std::nullopt;
 }
 
-file_descriptor output_dir::open_ours(const std::string& name, int flags, bool create,
+unique_fd output_dir::open_ours(const std::string& name, int flags, bool create,
                                       bool& created, local_error& error) const {
     // O_NONBLOCK: opening a planted fifo or device must not block (or do anything); it is
     // refused below. O_NOFOLLOW: a symlink at the last component fails with ELOOP.
@@ -107,7 +91,7 @@ file_descriptor output_dir::open_ours(const std::string& name, int flags, bool c
                      : local(create ? "cannot create" : "cannot open", shown(name), err);
         return {};
     }
-    file_descriptor owned{fd};
+    unique_fd owned{fd};
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         error = local("cannot examine", shown(name), errno);
@@ -139,7 +123,7 @@ local_error output_dir::write_atomically(const std::string& name, const std::str
             return refusal(shown(tmp), not_ours(*st).value_or("a file that reappeared"));
         return local("cannot create", shown(tmp), err);
     }
-    file_descriptor owned{fd};
+    unique_fd owned{fd};
     const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
                     ::fsync(fd) == 0;
     if (!ok) {

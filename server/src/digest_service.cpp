@@ -1,7 +1,7 @@
 #include "ferry/server/digest_service.hpp"
 
 #include "ferry/server/path_resolver.hpp"
-#include "ferry/server/unique_fd.hpp"
+#include "ferry/transport/unique_fd.hpp"
 #include "ferry/transport/sha256.hpp"
 
 #include <algorithm>

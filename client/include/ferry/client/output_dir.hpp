@@ -6,6 +6,7 @@
 #pragma once
 
 #include "ferry/client/exit_code.hpp"
+#include "ferry/transport/unique_fd.hpp"
 
 #include <filesystem>
 #include <optional>
@@ -26,20 +27,7 @@ struct local_error {
 /// "<what> <p>: <strerror(err)>", exit code local_io.
 local_error local(const std::string& what, const std::filesystem::path& p, int err);
 
-/// An open descriptor, closed when this goes away.
-class file_descriptor {
-public:
-    file_descriptor() noexcept = default;
-    explicit file_descriptor(int fd) noexcept : fd_(fd) {}
-    file_descriptor(file_descriptor&& o) noexcept;
-    file_descriptor& operator=(file_descriptor&& o) noexcept;
-    ~file_descriptor();
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-
-private:
-    int fd_ = -1;
-};
+using transport::unique_fd;
 
 /// The directory holding an output file. Not thread-safe to move; its descriptor may be used
 /// from several threads (each call is one system call on it).
@@ -59,7 +47,7 @@ public:
     /// whether it did). An existing file must be one ferry created (see ours()); anything else
     /// (a symlink, a hard link, a directory, a fifo, another user's file) is refused with exit
     /// code `exists` and a line naming it. An empty descriptor with the error otherwise.
-    file_descriptor open_ours(const std::string& name, int flags, bool create, bool& created,
+    unique_fd open_ours(const std::string& name, int flags, bool create, bool& created,
                               local_error& error) const;
 
     /// Writes `text` to `name` atomically: `name`.tmp is created exclusively (a stale one,
@@ -87,7 +75,7 @@ public:
     local_error lock(int fd, const std::string& name, const std::string& output, bool& stale) const;
 
 private:
-    file_descriptor fd_;
+    unique_fd fd_;
     std::filesystem::path path_; ///< as given: "" for the current directory
 };
 

@@ -11,7 +11,7 @@
 #include "ferry/protocol/messages.hpp"
 #include "ferry/protocol/status.hpp"
 #include "ferry/server/config.hpp"
-#include "ferry/server/unique_fd.hpp"
+#include "ferry/transport/unique_fd.hpp"
 
 #include <filesystem>
 #include <string>
@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 
 namespace ferry::server {
+
+using transport::unique_fd;
 
 /// An open descriptor and its metadata, or the status that explains why there is none.
 struct resolved {

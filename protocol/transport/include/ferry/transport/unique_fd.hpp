@@ -1,10 +1,10 @@
-// An owned file descriptor.
+// unique_fd: an owned file descriptor, closed when it goes (client and server alike).
 #pragma once
 
 #include <unistd.h>
 #include <utility>
 
-namespace ferry::server {
+namespace ferry::transport {
 
 class unique_fd {
 public:
@@ -34,4 +34,4 @@ private:
     int fd_ = -1;
 };
 
-} // namespace ferry::server
+} // namespace ferry::transport
