@@ -69,8 +69,8 @@ std::optional<struct stat> output_dir::status(const std::string& name, local_err
     return std::nullopt;
 }
 
-unique_fd output_dir::open_ours(const std::string& name, int flags, bool create,
-                                      bool& created, local_error& error) const {
+unique_fd output_dir::open_ours(const std::string& name, int flags, bool create, bool& created,
+                                local_error& error) const {
     // O_NONBLOCK: opening a planted fifo or device must not block (or do anything); it is
     // refused below. O_NOFOLLOW: a symlink at the last component fails with ELOOP.
     const int base = flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;

@@ -48,7 +48,7 @@ public:
     /// (a symlink, a hard link, a directory, a fifo, another user's file) is refused with exit
     /// code `exists` and a line naming it. An empty descriptor with the error otherwise.
     unique_fd open_ours(const std::string& name, int flags, bool create, bool& created,
-                              local_error& error) const;
+                        local_error& error) const;
 
     /// Writes `text` to `name` atomically: `name`.tmp is created exclusively (a stale one,
     /// whatever it is, is unlinked first: unlinking a symlink does not follow it), fsynced and
