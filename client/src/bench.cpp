@@ -3,6 +3,7 @@
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/progress.hpp"
 #include "ferry/client/retry_policy.hpp"
+#include "ferry/protocol/text.hpp"
 #include "ferry/transport/sha256.hpp"
 
 #include <atomic>
@@ -77,7 +78,7 @@ std::string bench_report::text() const {
     row("first byte", first_byte);
     row("last byte", last_byte);
     for (const auto& w : warnings)
-        s += "warning: " + w + "\n";
+        s += "warning: " + fp::escape_for_terminal(w) + "\n"; // may quote a server's text
     return s;
 }
 

@@ -59,7 +59,8 @@ clock::duration checked_seconds(const char* option, double s, bool zero_ok = fal
     if (s > max_seconds || (!zero_ok && !(s > 0)))
         throw usage_error(fmt::format("--{} must be {} 0 and at most {} seconds (got {})", option,
                                       zero_ok ? "at least" : "above", max_seconds, s));
-    return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s));
+    // Rounded up: a duration above 0 never becomes 0 (which would time out every wait at once).
+    return std::chrono::ceil<clock::duration>(std::chrono::duration<double>(s));
 }
 
 /// An integer option, checked against [lo, hi]. The error names the option.
@@ -294,8 +295,7 @@ int get_command(const std::vector<std::string>& args) {
         "bytes per request of a segmented download (4 KiB to 1 GiB)")(
         "speed-limit", strict_value(&speed_limit),
         "bytes/s: a transfer slower than this over --speed-time counts as stalled (0: off)")(
-        "speed-time", strict_value(&speed_time),
-        "seconds over which --speed-limit is measured")(
+        "speed-time", strict_value(&speed_time), "seconds over which --speed-limit is measured")(
         "digest-timeout", strict_value(&digest_timeout),
         "seconds the server may take to send the SHA-256 (it hashes the whole file first)");
     d.add(common_options(common, true, true));
@@ -340,18 +340,23 @@ int get_command(const std::vector<std::string>& args) {
     }
     const bool bars = !quiet && !json && ::isatty(STDERR_FILENO) && output != "-";
     progress bar{bars};
-    std::map<stdfs::path, const url*> outputs; // two downloads never write one file
+    // Two downloads never write one file: each name, with the URL that writes it and its spelling.
+    std::map<stdfs::path, std::pair<const url*, std::string>> outputs;
     for (const auto& u : job.urls) {
         get_options o;
         const auto base = stdfs::path(u.path).filename().string();
         o.output = several && !output.empty() ? (stdfs::path(output) / base).string() : output;
         const auto target = stdfs::absolute(o.output.empty() ? base : o.output).lexically_normal();
+        // OUT and the names ferry writes beside it: `m` and `m.part` must not meet either.
         if (o.output != "-" && !base.empty())
-            if (const auto [at, added] = outputs.emplace(target, &u); !added)
-                throw usage_error(at->second->str() + " and " + u.str() +
-                                  " would both be saved as " +
-                                  (o.output.empty() ? base : o.output) +
-                                  "; download them separately, each with its own -o");
+            for (const char* suffix : {"", ".part", ".part.state", ".part.state.tmp"})
+                if (const auto [at, added] = outputs.emplace(
+                        target.string() + suffix,
+                        std::pair{&u, (o.output.empty() ? base : o.output) + suffix});
+                    !added)
+                    throw usage_error(at->second.first->str() + " and " + u.str() +
+                                      " would both write " + at->second.second +
+                                      "; download them separately, each with its own -o");
         o.connections = connections;
         o.verify = !no_verify;
         o.expected = expected;
@@ -531,10 +536,10 @@ int run_cli(int argc, const char* const* argv) {
             return single_url_command(command, args);
         throw usage_error("unknown command '" + command + "'");
     } catch (const usage_error& e) {
-        std::cerr << "ferry: " << e.what() << " (see ferry --help)\n";
+        say("ferry: " + std::string{e.what()} + " (see ferry --help)");
         return static_cast<int>(exit_code::usage);
     } catch (const std::exception& e) {
-        std::cerr << "ferry: " << e.what() << "\n";
+        say("ferry: " + std::string{e.what()});
         return static_cast<int>(exit_code::failure);
     }
 }

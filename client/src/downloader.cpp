@@ -311,9 +311,8 @@ bool same_file(const download_state& s, const fp::stat_reply& st) {
 /// Opens OUT.part (creating it if absent) and locks it for the whole download, so a second
 /// ferry on the same output refuses instead of splicing. An empty descriptor if `r` says why
 /// not (or that --skip-existing left OUT).
-unique_fd prepare_output(const output_dir& dir, const std::string& out,
-                               const std::string& part, const get_options& o, file_result& r,
-                               bool& created) {
+unique_fd prepare_output(const output_dir& dir, const std::string& out, const std::string& part,
+                         const get_options& o, file_result& r, bool& created, inode_claim& claim) {
     auto fail = [&r](const local_error& e) {
         r.code = e.code;
         r.error = e.message;
@@ -338,11 +337,18 @@ unique_fd prepare_output(const output_dir& dir, const std::string& out,
         }
         if (e)
             return fail(e);
+        if (const auto st = dir.status(part, e); st && inode_claim::claimed(*st))
+            return fail(
+                {exit_code::busy, dir.shown(out).string() +
+                                      " is being downloaded by this command under another name (" +
+                                      dir.shown(part).string() + " is the same file)"});
+        if (e)
+            return fail(e);
         auto fd = dir.open_ours(part, O_RDWR, true, created, e);
         if (!fd)
             return fail(e);
         bool stale = false;
-        if (e = dir.lock(fd.get(), part, out, stale); e)
+        if (e = dir.lock(fd.get(), part, out, stale, claim); e)
             return fail(e);
         if (!stale)
             return fd;
@@ -476,11 +482,13 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
     const std::string state_name = leaf + ".part.state";
     const stdfs::path part = dir.shown(part_name);
     bool created = false;
-    const auto part_fd = prepare_output(dir, leaf, part_name, o, r, created);
+    inode_claim claim; // (declared first: it outlives the descriptor and its lock)
+    const auto part_fd = prepare_output(dir, leaf, part_name, o, r, created, claim);
     if (!part_fd)
         co_return finish(r);
     const int fd = part_fd.get();
-    // A .part this run created is removed again if the run fails before it records anything.
+    // A .part this run created (or emptied, to start afresh) is removed again if the run fails
+    // before its state is recorded.
     struct new_part {
         const output_dir& dir;
         const std::string& name;
@@ -554,25 +562,32 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         }
         const bool fresh = state.done.total() == 0;
 
-        // The state goes first: it must never describe bytes a truncated .part no longer has.
+        if (fresh) {
+            // Nothing of an old .part is kept. Its state goes first (it must never describe
+            // bytes the truncated .part no longer has); then the space is reserved, and if that
+            // fails (a size beyond the free space), nothing is left behind.
+            dir.remove(state_name);
+            cleanup.remove = true;
+            if (::ftruncate(fd, 0) != 0) {
+                r.code = exit_code::local_io;
+                r.error = local("cannot truncate", part, errno).message;
+                co_return finish(r);
+            }
+            if (st.size > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(st.size)) != 0 &&
+                errno != EOPNOTSUPP) {
+                r.code = exit_code::local_io;
+                r.error =
+                    local("cannot reserve " + std::to_string(st.size) + " bytes for", part, errno)
+                        .message;
+                co_return finish(r);
+            }
+        }
         if (auto e = state.save(dir, state_name); e) { // the identity is on disk before any byte
             r.code = e.code;
             r.error = e.message;
             co_return finish(r);
         }
         cleanup.remove = false; // the .part and its state stay together from here on
-        if (fresh && ::ftruncate(fd, 0) != 0) {
-            r.code = exit_code::local_io;
-            r.error = local("cannot truncate", part, errno).message;
-            co_return finish(r);
-        }
-        if (fresh && st.size > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(st.size)) != 0 &&
-            errno != EOPNOTSUPP) {
-            r.code = exit_code::local_io;
-            r.error = local("cannot reserve " + std::to_string(st.size) + " bytes for", part, errno)
-                          .message;
-            co_return finish(r);
-        }
 
         const auto missing = state.done.missing(st.size);
         std::uint64_t missing_bytes = 0;
@@ -683,8 +698,20 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             }
             r.sha256 = to_hex(got.digest);
         }
+        // Published only if OUT.part is still the file written and verified here (a program
+        // that replaced it must not have its file published with this one's "sha256 ok"). The
+        // state goes first: a finished download must not remove the state of a ferry that
+        // starts on the same output the moment the rename is done.
+        if (!dir.names(part_name, fd)) {
+            r.code = exit_code::busy;
+            r.error = part.string() + " was replaced or removed while ferry wrote it; nothing " +
+                      "was published (is another program writing there?)";
+            co_return finish(r);
+        }
+        dir.remove(state_name);
         if (!dir.rename(part_name, leaf, o.force)) {
             const int err = errno;
+            (void)j.state.save(dir, state_name); // kept for a rerun, as before
             r.code = err == EEXIST ? exit_code::exists : exit_code::local_io;
             r.error = err == EEXIST
                           ? dir.shown(leaf).string() +
@@ -692,7 +719,6 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
                           : local("cannot rename " + part.string() + " to", out, err).message;
             co_return finish(r);
         }
-        dir.remove(state_name);
         dir.sync(); // the rename itself is durable
         bar.done(bar_id);
         co_return finish(r);

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <mutex>
+#include <set>
 #include <unistd.h>
 #include <utility>
 
@@ -163,7 +165,7 @@ void output_dir::sync() const {
 }
 
 local_error output_dir::lock(int fd, const std::string& name, const std::string& output,
-                             bool& stale) const {
+                             bool& stale, inode_claim& claim) const {
     stale = false;
     struct flock whole {};
     whole.l_type = F_WRLCK;
@@ -178,13 +180,66 @@ local_error output_dir::lock(int fd, const std::string& name, const std::string&
                     (known ? "pid " + std::to_string(holder.l_pid) + ", " : "") + "it holds " +
                     shown(name).string() + "); wait for it to finish"};
     }
+    stale = !names(name, fd);
+    if (stale)
+        return {};
     struct stat held {};
-    struct stat named {};
     if (::fstat(fd, &held) != 0)
         return local("cannot examine", shown(name), errno);
-    stale = ::fstatat(fd_.get(), name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
-            named.st_dev != held.st_dev || named.st_ino != held.st_ino;
+    if (!claim.take(held))
+        return {exit_code::busy, shown(output).string() +
+                                     " is being downloaded by this command under another name (" +
+                                     shown(name).string() + " is the same file)"};
     return {};
+}
+
+bool output_dir::names(const std::string& name, int fd) const {
+    struct stat held {};
+    struct stat named {};
+    return ::fstat(fd, &held) == 0 &&
+           ::fstatat(fd_.get(), name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+           named.st_dev == held.st_dev && named.st_ino == held.st_ino;
+}
+
+namespace {
+std::mutex claims_mutex;
+std::set<std::pair<dev_t, ino_t>> claims; ///< the files this process downloads into
+} // namespace
+
+inode_claim::inode_claim(inode_claim&& o) noexcept : key_(std::exchange(o.key_, std::nullopt)) {}
+
+inode_claim& inode_claim::operator=(inode_claim&& o) noexcept {
+    if (this != &o) {
+        release();
+        key_ = std::exchange(o.key_, std::nullopt);
+    }
+    return *this;
+}
+
+inode_claim::~inode_claim() {
+    release();
+}
+
+bool inode_claim::take(const struct stat& st) {
+    release();
+    const std::lock_guard hold{claims_mutex};
+    if (!claims.emplace(st.st_dev, st.st_ino).second)
+        return false;
+    key_.emplace(st.st_dev, st.st_ino);
+    return true;
+}
+
+bool inode_claim::claimed(const struct stat& st) {
+    const std::lock_guard hold{claims_mutex};
+    return claims.count({st.st_dev, st.st_ino}) > 0;
+}
+
+void inode_claim::release() noexcept {
+    if (!key_)
+        return;
+    const std::lock_guard hold{claims_mutex};
+    claims.erase(*key_);
+    key_.reset();
 }
 
 } // namespace ferry::client

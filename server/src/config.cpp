@@ -55,7 +55,8 @@ std::chrono::milliseconds seconds_option(const po::variables_map& vm, const char
     const double s = number<double>(vm, name);
     if (!(s > 0) || s > 1e6)
         throw config_error(opt(name) + " must be a number of seconds above 0 and at most 1000000");
-    return std::chrono::milliseconds{static_cast<std::int64_t>(std::llround(s * 1000))};
+    // Rounded up: a duration above 0 never becomes 0 ms (which would abort every wait at once).
+    return std::chrono::milliseconds{static_cast<std::int64_t>(std::ceil(s * 1000))};
 }
 
 dotfile_policy parse_dotfiles(const std::string& s, const option_names& opt) {

@@ -412,12 +412,20 @@ TEST_F(FerryCli, TwoDownloadsOfOneOutputInOneCommandAreRefusedUpFront) {
         work.path(), {"get", url_of(server, "a/m.bin"), url_of(server, "b/m.bin"), "-o", "."});
     EXPECT_EQ(same_base.code, 2) << same_base.output;
     EXPECT_NE(same_base.output.find(url_of(server, "a/m.bin") + " and " +
-                                    url_of(server, "b/m.bin") + " would both be saved as ./m.bin"),
+                                    url_of(server, "b/m.bin") + " would both write ./m.bin"),
               std::string::npos)
         << same_base.output;
     auto twice = ferry(work.path(), {"get", url_of(server, "a/m.bin"), url_of(server, "a//m.bin")});
     EXPECT_EQ(twice.code, 2) << twice.output;
-    EXPECT_NE(twice.output.find("would both be saved as m.bin"), std::string::npos) << twice.output;
+    EXPECT_NE(twice.output.find("would both write m.bin"), std::string::npos) << twice.output;
+    // One output may not be another's work file either: m.bin.part is where m.bin is written.
+    write_file(root / "m.bin", "mmmm");
+    write_file(root / "m.bin.part", "pppp");
+    auto work_file = ferry(
+        work.path(), {"get", "--force", url_of(server, "m.bin"), url_of(server, "m.bin.part")});
+    EXPECT_EQ(work_file.code, 2) << work_file.output;
+    EXPECT_NE(work_file.output.find("would both write m.bin.part"), std::string::npos)
+        << work_file.output;
     EXPECT_TRUE(std::filesystem::is_empty(work.path()));
 }
 

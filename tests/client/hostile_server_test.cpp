@@ -153,6 +153,22 @@ TEST_F(HostileServer, AStatSizeAbove2To63IsAProtocolErrorAndCreatesNothing) {
     EXPECT_EQ(r.code, 1) << r.err;
 }
 
+TEST_F(HostileServer, ASizeBeyondTheFreeSpaceFailsBeforeAnyBodyAndLeavesNothing) {
+    // 2^62 bytes passes every protocol check, and no disk here holds it: the reservation
+    // fails, and neither the .part nor its state may stay behind.
+    fake_server server{[](const any_message& m) -> bytes {
+        if (std::holds_alternative<fp::stat_request>(m))
+            return encode_exact(regular(std::uint64_t{1} << 62, false));
+        return error_frame(fp::status::bad_request, "unexpected");
+    }};
+    auto r = ferry_split(work.path(), {"get", "--no-verify", server.url("f.bin")});
+    EXPECT_EQ(r.code, 8) << r.err;
+    EXPECT_NE(r.err.find("cannot reserve 4611686018427387904 bytes for f.bin.part"),
+              std::string::npos)
+        << r.err;
+    EXPECT_TRUE(empty_dir(work.path())) << "files left behind";
+}
+
 TEST_F(HostileServer, AStatWithoutTheDigestAskedForIsAProtocolError) {
     fake_server server{[](const any_message& m) -> bytes {
         if (std::holds_alternative<fp::stat_request>(m))

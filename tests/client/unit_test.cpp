@@ -158,6 +158,44 @@ TEST(DownloadState, RoundTripsAndRefusesWhatItCannotTrust) {
     }
 }
 
+/// Two downloads of one process that reach one file under two names (a case-insensitive file
+/// system) are told apart, though the POSIX lock does not exclude its own process.
+TEST(OutputDir, OneFileIsLockedByOneDownloadOfTheProcess) {
+    temp_dir d;
+    fc::output_dir dir;
+    ASSERT_FALSE(fc::output_dir::open(d / "f", dir));
+    bool created = false, stale = false;
+    fc::local_error error;
+    auto first = dir.open_ours("a.part", O_RDWR, true, created, error);
+    ASSERT_TRUE(first) << error.message;
+    fc::inode_claim first_claim;
+    ASSERT_FALSE(dir.lock(first.get(), "a.part", "a", stale, first_claim));
+    EXPECT_FALSE(stale);
+    struct stat st {};
+    ASSERT_EQ(::stat((d / "a.part").c_str(), &st), 0);
+    EXPECT_TRUE(fc::inode_claim::claimed(st)); // the downloader refuses before a second open
+    {
+        auto second = dir.open_ours("a.part", O_RDWR, true, created, error);
+        ASSERT_TRUE(second) << error.message;
+        EXPECT_FALSE(created);
+        fc::inode_claim second_claim;
+        const auto refused = dir.lock(second.get(), "a.part", "A", stale, second_claim);
+        EXPECT_EQ(refused.code, fc::exit_code::busy);
+        EXPECT_NE(refused.message.find("under another name"), std::string::npos) << refused.message;
+    }
+    // Released with its claim: the file can be claimed again.
+    first_claim = fc::inode_claim{};
+    EXPECT_FALSE(fc::inode_claim::claimed(st));
+    auto again = dir.open_ours("a.part", O_RDWR, true, created, error);
+    fc::inode_claim again_claim;
+    EXPECT_FALSE(dir.lock(again.get(), "a.part", "a", stale, again_claim));
+    // names(): true while the name is the open file, false once it is replaced.
+    EXPECT_TRUE(dir.names("a.part", again.get()));
+    write_file(d / "other", "x");
+    std::filesystem::rename(d / "other", d / "a.part");
+    EXPECT_FALSE(dir.names("a.part", again.get()));
+}
+
 /// A file planted at a name ferry writes is refused or replaced, never followed or truncated.
 TEST(OutputDir, NeverFollowsOrTruncatesWhatItDidNotCreate) {
     temp_dir d;

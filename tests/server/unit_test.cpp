@@ -596,6 +596,9 @@ TEST(Config, BadValuesAreClearErrors) {
     EXPECT_THROW(parse({"/srv", "--thread", "4"}), fs::config_error); // not guessed as --threads
     EXPECT_EQ(parse({"/srv", "--request-timeout", "0.25"}).config->request_timeout,
               std::chrono::milliseconds(250));
+    // A timeout above 0 never rounds down to 0 ms.
+    EXPECT_EQ(parse({"/srv", "--progress-timeout", "0.0004"}).config->progress_timeout,
+              std::chrono::milliseconds(1));
     EXPECT_EQ(parse({"/srv", "--threads", "1024", "--rate-limit", "18446744073709551615"})
                   .config->rate_limit,
               UINT64_MAX);

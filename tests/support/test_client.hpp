@@ -154,14 +154,16 @@ public:
         throw std::runtime_error("expected an ERROR frame");
     }
     /// True once the server has closed the connection (reads and discards until EOF).
-    bool wait_closed() {
+    bool wait_closed() { return wait_ended() == "eof"; }
+    /// Reads and discards until the connection ends; how it ended: "eof", "reset", "timeout"...
+    std::string wait_ended() {
         try {
             for (;;) {
                 in_.clear();
                 fill(1);
             }
         } catch (const connection_ended& e) {
-            return std::string{e.what()} == "eof";
+            return e.what();
         }
     }
 

@@ -29,6 +29,27 @@ local_error local(const std::string& what, const std::filesystem::path& p, int e
 
 using transport::unique_fd;
 
+/// A file this process is downloading into, known by device and inode, for as long as the
+/// claim lives. POSIX record locks do not exclude their own process, so two downloads of one
+/// command that reach one file under two names (`A.bin` and `a.bin` on a case-insensitive file
+/// system) meet here instead. Move-only; thread-safe.
+class inode_claim {
+public:
+    inode_claim() noexcept = default;
+    inode_claim(inode_claim&& o) noexcept;
+    inode_claim& operator=(inode_claim&& o) noexcept;
+    ~inode_claim();
+    /// Claims the file `st` describes; false if this process claims it already.
+    bool take(const struct stat& st);
+    /// True if this process claims the file `st` describes. Checked before a second descriptor
+    /// is opened on it: closing that one would release the first one's POSIX lock.
+    static bool claimed(const struct stat& st);
+
+private:
+    void release() noexcept;
+    std::optional<std::pair<dev_t, ino_t>> key_;
+};
+
 /// The directory holding an output file. Not thread-safe to move; its descriptor may be used
 /// from several threads (each call is one system call on it).
 class output_dir {
@@ -72,7 +93,12 @@ public:
     /// `fd` is no longer `name`: the caller opens it again. Every descriptor this process has on
     /// the file shares the lock and closing any of them releases it, so the caller keeps one
     /// (the single-link check of open_ours() means no other name in the process reaches it).
-    local_error lock(int fd, const std::string& name, const std::string& output, bool& stale) const;
+    /// `claim` then holds the file for this process too (see inode_claim).
+    local_error lock(int fd, const std::string& name, const std::string& output, bool& stale,
+                     inode_claim& claim) const;
+
+    /// True if `name` is still the open file `fd` (not renamed, removed or replaced since).
+    bool names(const std::string& name, int fd) const;
 
 private:
     unique_fd fd_;
