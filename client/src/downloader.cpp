@@ -105,6 +105,7 @@ struct job {
     download_state state;
     segment_planner planner;
     std::vector<connection*> active; ///< per worker, while it fetches
+    unsigned workers_left = 0;       ///< workers still running
     failure fatal;                   ///< a failure that ends this run
     failure digest_failure;          ///< the server's digest could not be had
     local_error io;                  ///< a local write failure that ends this run
@@ -248,6 +249,15 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
                 co_return;
             }
             const auto wait = retry.next(f);
+            if (!wait && retryable(f) && j.workers_left > 1) {
+                // Out of retries while other connections go on (refused during a server's drain,
+                // busy beyond a per-address limit): leave the chunk to them, as aria2 does.
+                j.planner.give_back(*r);
+                --j.workers_left;
+                j.bar.note("ferry: " + j.u.str() + ": " + f.message() +
+                           "; going on with fewer connections");
+                co_return;
+            }
             if (!wait) {
                 j.fatal = f;
                 j.halt();
@@ -258,6 +268,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
             co_await sleep_for(*wait);
         }
     }
+    --j.workers_left;
     j.pool.give_back(j.u, std::move(conn));
 }
 
@@ -623,7 +634,8 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         auto ex = co_await asio::this_coro::executor;
         using op_type = decltype(asio::co_spawn(ex, run_worker(j, 0), asio::deferred));
         std::vector<op_type> ops;
-        for (unsigned w = 0; w < workers && missing_bytes > 0; ++w)
+        j.workers_left = missing_bytes > 0 ? workers : 0;
+        for (unsigned w = 0; w < j.workers_left; ++w)
             ops.push_back(asio::co_spawn(ex, run_worker(j, w), asio::deferred));
         const bool need_digest = o.verify && !o.expected;
         if (need_digest)
@@ -635,6 +647,23 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             for (auto& e : errors)
                 if (e)
                     std::rethrow_exception(e);
+        }
+        if (need_digest && !j.digest && !j.stop && retryable(j.digest_failure)) {
+            // The digest's own connection could not be had (refused while the server drains,
+            // busy beyond a per-address limit): ask once more, on a connection the body used.
+            auto [asked, conn] = co_await pool.take(u);
+            fp::stat_reply reply;
+            if (!asked) {
+                timeouts patient = o.limits;
+                patient.stall = o.digest_timeout;
+                conn->set_timeouts(patient);
+                asked = co_await conn->stat(u.path, true, reply);
+            }
+            if (!asked) {
+                j.digest = reply;
+                conn->set_timeouts(o.limits);
+                pool.give_back(u, std::move(conn));
+            }
         }
         r.fetched += j.fetched;
         if (j.syncing.valid())

@@ -55,4 +55,9 @@ std::optional<byte_range> segment_planner::next() {
     return r;
 }
 
+void segment_planner::give_back(byte_range r) {
+    if (r.size() > 0)
+        queue_.push_back(r); // the back is the next in file order
+}
+
 } // namespace ferry::client

@@ -429,6 +429,23 @@ TEST_F(FerryCli, TwoDownloadsOfOneOutputInOneCommandAreRefusedUpFront) {
     EXPECT_TRUE(std::filesystem::is_empty(work.path()));
 }
 
+/// Connections that cannot be had (busy beyond --max-connections-per-ip) leave their chunks to
+/// the connections that work, and the digest is asked on one of those: the download completes,
+/// verified. (It used to fail with exit 7 once any one connection ran out of retries.)
+TEST_F(FerryCli, ConnectionsThatCannotBeHadLeaveTheirChunksToTheOthers) {
+    const std::size_t size = 6 << 20;
+    write_file(root / "big", make_content(size, 51));
+    ferryd_process server{root.path(),
+                          {"--max-connections-per-ip", "2", "--rate-limit", std::to_string(2 << 20),
+                           "--busy-retry-after", "0.1"}};
+    auto r = ferry(work.path(), {"get", url_of(server, "big"), "-j", "4", "--chunk-size",
+                                 std::to_string(1 << 20), "--retries", "1", "--json"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(json_of(r)[0]["sha256"].get<std::string>().size(), 64U) << r.output;
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 51));
+    EXPECT_NE(r.output.find("going on with fewer connections"), std::string::npos) << r.output;
+}
+
 /// Two processes on one output: the second refuses, naming the first, which completes intact
 /// (it used to publish a file spliced from both with "sha256 ok").
 TEST_F(FerryCli, ASecondFerryOnTheSameOutputRefusesNamingTheHolder) {

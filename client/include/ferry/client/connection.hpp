@@ -86,6 +86,8 @@ public:
     /// server failure (status changed or internal_error).
     asio::awaitable<failure> finish_get();
 
+    /// The timeouts from now on (a kept-alive connection put to a slower use: a digest).
+    void set_timeouts(timeouts t) noexcept { timeouts_ = t; }
     /// False once a failure left the stream in an unknown state; such a connection is closed.
     bool reusable() const noexcept { return reusable_; }
     /// The socket itself, for load tests that misbehave on purpose (ferry bench --idle).

@@ -40,6 +40,9 @@ public:
 
     /// The next chunk, or nullopt when nothing is left to hand out.
     std::optional<byte_range> next();
+    /// Hands `r` (a chunk next() gave and that was not fetched) out again, before anything else:
+    /// a connection that gives up leaves its chunk to the others.
+    void give_back(byte_range r);
 
 private:
     std::vector<byte_range> queue_; ///< reversed: the back is the next in file order
