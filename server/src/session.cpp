@@ -65,10 +65,13 @@ std::string bounded_text(std::string text) {
     return text;
 }
 
+/// Sends ERROR `status` with `text`, escaped here for every caller: it often quotes the
+/// request's path, and nothing a peer sent goes back to a terminal raw.
 asio::awaitable<error_code> send_error(stream_socket& socket, const session_context& ctx,
-                                       fp::status status, std::string text, bool closing = false,
-                                       std::uint32_t retry_after_ms = 0) {
-    fp::error_reply reply{status, closing, retry_after_ms, bounded_text(std::move(text))};
+                                       fp::status status, const std::string& text,
+                                       bool closing = false, std::uint32_t retry_after_ms = 0) {
+    fp::error_reply reply{status, closing, retry_after_ms,
+                          bounded_text(fp::escape_for_terminal(text))};
     co_return co_await write_frame(socket, reply, ctx.config.progress_timeout);
 }
 
@@ -180,8 +183,7 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     auto file = ctx.resolver.open_file(req.path);
     if (file.status != fp::status::ok) {
         x.status = file.status;
-        x.keep_open = !co_await send_error(socket, ctx, file.status,
-                                           file.reason + ": " + fp::escape_for_terminal(req.path));
+        x.keep_open = !co_await send_error(socket, ctx, file.status, file.reason + ": " + req.path);
         co_return x;
     }
     const auto size = static_cast<std::uint64_t>(file.st.st_size);
@@ -189,16 +191,15 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     if (req.if_identity && *req.if_identity != identity) {
         x.status = fp::status::changed;
         x.keep_open = !co_await send_error(socket, ctx, x.status,
-                                           "changed: " + fp::escape_for_terminal(req.path) +
-                                               " is not the expected version");
+                                           "changed: " + req.path + " is not the expected version");
         co_return x;
     }
     if (req.offset > size) {
         x.status = fp::status::range_not_satisfiable;
-        x.keep_open = !co_await send_error(
-            socket, ctx, x.status,
-            "range not satisfiable: offset " + std::to_string(req.offset) + " is beyond the " +
-                std::to_string(size) + "-byte file " + fp::escape_for_terminal(req.path));
+        x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                           "range not satisfiable: offset " +
+                                               std::to_string(req.offset) + " is beyond the " +
+                                               std::to_string(size) + "-byte file " + req.path);
         co_return x;
     }
     const std::uint64_t length = std::min(req.length, size - req.offset);
@@ -282,8 +283,8 @@ asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_contex
         target = ctx.resolver.stat_path(req.path);
     if (target.status != fp::status::ok) {
         x.status = target.status;
-        x.keep_open = !co_await send_error(
-            socket, ctx, target.status, target.reason + ": " + fp::escape_for_terminal(req.path));
+        x.keep_open =
+            !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
         co_return x;
     }
     fp::stat_reply reply{kind_of(target.st), make_identity(target.st),
@@ -301,10 +302,8 @@ asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_contex
             x.keep_open = !co_await send_error(
                 socket, ctx, x.status,
                 x.status == fp::status::changed
-                    ? "changed: " + fp::escape_for_terminal(req.path) +
-                          " changed while its digest was computed; retry"
-                    : "internal error: reading " + fp::escape_for_terminal(req.path) + ": " +
-                          d.ec.message());
+                    ? "changed: " + req.path + " changed while its digest was computed; retry"
+                    : "internal error: reading " + req.path + ": " + d.ec.message());
             co_return x;
         }
         reply.sha256 = d.digest;
@@ -362,8 +361,8 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
     auto target = ctx.resolver.open_directory(req.path);
     if (target.status != fp::status::ok) {
         x.status = target.status;
-        x.keep_open = !co_await send_error(
-            socket, ctx, target.status, target.reason + ": " + fp::escape_for_terminal(req.path));
+        x.keep_open =
+            !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
         co_return x;
     }
     dir_ptr dir{::fdopendir(target.fd.get()), [](DIR* d) {
@@ -373,8 +372,7 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
     if (!dir) {
         x.status = fp::status::internal_error;
         x.keep_open = !co_await send_error(socket, ctx, x.status,
-                                           "internal error: cannot read directory " +
-                                               fp::escape_for_terminal(req.path));
+                                           "internal error: cannot read directory " + req.path);
         co_return x;
     }
     (void)target.fd.release(); // the DIR owns the descriptor now
