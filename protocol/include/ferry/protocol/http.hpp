@@ -24,7 +24,7 @@ std::string format_http_date(std::int64_t unix_seconds);
 /// Seconds since 1970 of an HTTP-date in any of the three forms a recipient must accept
 /// (IMF-fixdate, RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT", asctime "Sun Nov  6 08:49:37
 /// 1994"); nullopt for anything else (a bad day of week is tolerated, a bad day of month is
-/// not). Two-digit RFC 850 years follow RFC 9110: more than 50 years ahead means the past.
+/// not). Two-digit RFC 850 years 70..99 are 1970..1999, 00..69 are 2000..2069.
 std::optional<std::int64_t> parse_http_date(std::string_view text);
 
 // ---- byte ranges (RFC 9110 section 14) ------------------------------------------------------
@@ -78,16 +78,16 @@ std::optional<content_range> parse_content_range(std::string_view text);
 
 /// What a server knows about the representation to judge conditions by.
 struct validators {
-    std::string_view etag;      ///< a strong entity-tag, with its quotes: "\"abc\""
-    std::int64_t last_modified; ///< seconds since 1970
+    std::string_view etag;          ///< a strong entity-tag, with its quotes: "\"abc\""
+    std::int64_t last_modified = 0; ///< seconds since 1970
 };
 
 /// The conditional header fields of a request, as received (absent: nullopt).
 struct conditions {
-    std::optional<std::string_view> if_match;
-    std::optional<std::string_view> if_none_match;
-    std::optional<std::string_view> if_modified_since;
-    std::optional<std::string_view> if_unmodified_since;
+    std::optional<std::string_view> if_match = std::nullopt;
+    std::optional<std::string_view> if_none_match = std::nullopt;
+    std::optional<std::string_view> if_modified_since = std::nullopt;
+    std::optional<std::string_view> if_unmodified_since = std::nullopt;
 };
 
 enum class precondition {
@@ -128,9 +128,9 @@ bool wants_sha256(std::string_view want_repr_digest);
 /// protocols resolve the same way).
 struct decoded_target {
     bool ok = false;
-    std::string path;      ///< relative to the root, "" for "/"
+    std::string path;            ///< relative to the root, "" for "/"
     bool trailing_slash = false; ///< the target's path ended with '/' (a directory's URL)
-    std::string error;     ///< when !ok: why, one line ("an encoded '/' (%2F) in a segment")
+    std::string error;           ///< when !ok: why, one line ("an encoded '/' (%2F) in a segment")
 };
 decoded_target decode_target(std::string_view target);
 
