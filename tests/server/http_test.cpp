@@ -398,6 +398,25 @@ TEST_F(HttpTest, ConnectionCloseAndHttp10CloseAfterTheAnswer) {
     }
 }
 
+TEST_F(HttpTest, AHeadThatDoesNotArriveWholeInTheRequestTimeoutCloses) {
+    h.config.request_timeout = std::chrono::milliseconds(300);
+    h.start();
+    auto conn = connect();
+    conn.send(get("/hello.txt")); // a first request: the slow head is the second
+    EXPECT_EQ(conn.read().body, "hello\n");
+    conn.send("GET /hello.txt HTTP/1.1\r\nHost: te"); // ... and never the rest
+    EXPECT_EQ(conn.wait_ended(), "eof");
+    EXPECT_EQ(conn.leftover(), ""); // closed without an answer
+}
+
+TEST_F(HttpTest, AnEmptyBodyByContentLengthZeroIsNoBody) {
+    h.start();
+    auto conn = connect();
+    conn.send(get("/hello.txt", "Content-Length: 0\r\n") + get("/hello.txt"));
+    EXPECT_EQ(conn.read().body, "hello\n");
+    EXPECT_EQ(conn.read().body, "hello\n");
+}
+
 TEST_F(HttpTest, WhileDrainingTheNextAnswerSaysCloseAndIsTheLast) {
     h.start();
     auto conn = connect();
