@@ -171,6 +171,7 @@ struct exchange {
     unsigned status = 0;
     std::uint64_t bytes = 0;               ///< body bytes sent
     bool keep_open = true;                 ///< false: broken, or closed after the answer
+    bool cut = false;                      ///< cut short with a reset: no lingering close
     std::optional<http::byte_range> range; ///< a single 206 range (for the access log)
     std::uint64_t size = 0;
 };
@@ -287,6 +288,7 @@ asio::awaitable<exchange> send_with_body(request_context& r, int fd, std::uint64
         if (got != static_cast<std::int64_t>(length)) { // shrank, or a read error
             x.keep_open = false;
             x.status = 500;
+            x.cut = true;
             reset_on_close(r.socket);
             co_return x;
         }
@@ -305,6 +307,7 @@ asio::awaitable<exchange> send_with_body(request_context& r, int fd, std::uint64
     if (sent.ec || sent.truncated) {
         // Mid-body: the stream ends with a reset, as on the Ferry side.
         x.keep_open = false;
+        x.cut = true;
         reset_on_close(r.socket);
         co_return x;
     }
@@ -341,6 +344,7 @@ asio::awaitable<exchange> send_multipart(request_context& r, int fd, std::string
         x.bytes += sent.from_file;
         if (sent.ec || sent.truncated) {
             x.keep_open = false;
+            x.cut = true;
             reset_on_close(r.socket);
             co_return x;
         }
@@ -842,7 +846,7 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
         log_access(ctx, c, &req, target, x, started);
         if (!x.keep_open) {
             why = keep_alive ? "aborted during an answer" : "closed after the answer";
-            linger = !keep_alive;
+            linger = !keep_alive && !x.cut;
             break;
         }
         if (buffer.size() == 0)
