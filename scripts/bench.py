@@ -152,6 +152,14 @@ def ferry_bench(port, path, conns, seconds, extra=()):
     return j["requests_per_second"], j["latency"]["last_byte"]["p99_ms"], j["mib_per_second"]
 
 
+def ferry_bench_url(url, conns, seconds, extra=()):
+    out = sh([FERRY, "bench", url, "-c", str(conns), "-d", str(seconds), "--warmup", "1", "--json", *extra]).stdout
+    j = json.loads(out)
+    if j["error_total"]:
+        raise RuntimeError(f"ferry bench errors: {j['errors']}")
+    return j["requests_per_second"], j["latency"]["last_byte"]["p99_ms"], j["mib_per_second"]
+
+
 def wrk(port, path, conns, seconds):
     # wrk counts a reply slower than --timeout (default 2 s) as a socket error: at 10,000
     # connections that is latency, not failure (ferry bench's stall timeout is 30 s).
@@ -180,7 +188,7 @@ def iperf(zerocopy, seconds):
         srv.stop()
 
 
-SECTIONS = ("1g", "j4", "small", "many", "idle", "iperf")
+SECTIONS = ("1g", "j4", "small", "many", "idle", "iperf", "http-server", "http-client")
 
 
 def main():
@@ -214,6 +222,7 @@ def main():
         big = os.path.getsize(os.path.join(data, "1g.bin"))
         furl = f"ferry://127.0.0.1:{fport}"
         nurl = f"http://127.0.0.1:{nport}"
+        dst = os.path.join(out_dir, "1g")
 
         def pair(name, ferry_fn, peer_fn, unit, target, note=""):
             f, p = [], []
@@ -239,7 +248,6 @@ def main():
             def curl_null():
                 return big / timed(["curl", "-sf", "-o", "/dev/null", f"{nurl}/1g.bin"]) / 1e9
             pair("1 GiB → /dev/null, one connection (GB/s)", ferry_null, curl_null, "GB/s", "≥ 1.5×")
-            dst = os.path.join(out_dir, "1g")
             def ferry_disk():
                 rm(dst)
                 return big / timed([FERRY, "get", f"{furl}/1g.bin", "-o", dst, "-j", "1", "-q"]) / 1e9
@@ -314,6 +322,54 @@ def main():
             def idle_nginx():
                 return idle_rss(start_nginx, lambda port: ["python3", "-c", IDLE_CLIENT, str(port), str(n_idle), "7"], int)
             pair(f"memory per idle connection, {n_idle} connections (KiB)", idle_ferryd, idle_nginx, "KiB", "≤ 1.0×", "lower is better")
+
+        if want("http-server"):
+            # 7. The server's ratio: the same client (wrk, curl) against ferryd's HTTP front and nginx.
+            for conns in (100, 1000, 10000):
+                res = {}
+                def wf():
+                    rps, p99 = wrk(fport, "4k.bin", conns, seconds)
+                    res.setdefault("fp99", []).append(p99)
+                    return rps
+                def wn():
+                    rps, p99 = wrk(nport, "4k.bin", conns, seconds)
+                    res.setdefault("np99", []).append(p99)
+                    return rps
+                pair(f"HTTP 4 KiB, {conns} connections: wrk → ferryd vs wrk → nginx (req/s)", wf, wn, "req/s",
+                     "≥ 1.0× (aim 1.3×) at no worse p99")
+                rows.append((f"HTTP 4 KiB, {conns} connections: p99, wrk → ferryd vs wrk → nginx (ms)",
+                             median(res["fp99"]), median(res["np99"]), "ms",
+                             median(res["fp99"]) / median(res["np99"]), "≤ 1.0×", "lower is better"))
+            def curl_ferryd():
+                return big / timed(["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{fport}/1g.bin"]) / 1e9
+            def curl_nginx():
+                return big / timed(["curl", "-sf", "-o", "/dev/null", f"{nurl}/1g.bin"]) / 1e9
+            pair("HTTP 1 GiB → /dev/null: curl → ferryd vs curl → nginx (GB/s)", curl_ferryd, curl_nginx, "GB/s", "≥ 1.0×")
+
+        if want("http-client"):
+            # 8. The clients' ratio: ferry against the same server (nginx) as wrk and aria2c.
+            for conns in (100, 1000, 10000):
+                res = {}
+                def fb():
+                    rps, p99, _ = ferry_bench_url(f"{nurl}/4k.bin", conns, seconds)
+                    res.setdefault("fp99", []).append(p99)
+                    return rps
+                def wb():
+                    rps, p99 = wrk(nport, "4k.bin", conns, seconds)
+                    res.setdefault("wp99", []).append(p99)
+                    return rps
+                pair(f"HTTP 4 KiB, {conns} connections: ferry bench → nginx vs wrk → nginx (req/s)", fb, wb, "req/s",
+                     "≥ 1.0×")
+            def ferry_j4_http():
+                rm(dst)
+                return big / timed([FERRY, "get", f"{nurl}/1g.bin", "-o", dst, "-j", "4", "-q"]) / 1e9
+            def aria_j4_http():
+                rm(dst)
+                return big / timed(["aria2c", "-q", "-x4", "-s4", "--allow-overwrite=true", "--auto-file-renaming=false",
+                                    "-d", out_dir, "-o", "1g", f"{nurl}/1g.bin"]) / 1e9
+            pair("HTTP 1 GiB, 4 connections → disk: ferry get -j4 → nginx vs aria2c -x4 → nginx (GB/s)",
+                 ferry_j4_http, aria_j4_http, "GB/s", "≥ 1.0×", "neither verifies: nginx sends no digest")
+            rm(dst)
 
         if want("iperf"):
             # 6. The ceiling.
