@@ -702,7 +702,8 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
                           : status == 505 ? "HTTP version not supported: this server speaks "
                                             "HTTP/1.0 and HTTP/1.1"
                                           : "bad request: " + h.parse.message();
-            ctx.log.warn("[conn {}] {} {}", c.id, peer_of(c), fp::escape_for_log(refusal));
+            if (ctx.log.should_log(spdlog::level::warn))
+                ctx.log.warn("[conn {}] {} {}", c.id, peer_of(c), fp::escape_for_log(refusal));
             r.head = !h.parse && req.method() == bhttp::verb::head;
             x = co_await answer_text(r, status, refusal,
                                      status == 405 ? std::string_view{"Allow: GET, HEAD\r\n"} : "");
