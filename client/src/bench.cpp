@@ -344,6 +344,9 @@ asio::awaitable<void> fetch_digests(shared_plan& plan, bench_report& report) {
         plan.digests.push_back(f ? std::nullopt : st.sha256);
         if (f)
             report.warnings.push_back("no digest for " + u.str() + ": " + f.message());
+        else if (!st.sha256) // HTTP without Repr-Digest: every request counts as unverified
+            report.warnings.push_back("no digest for " + u.str() +
+                                      ": the server offers none (Repr-Digest); --verify fails");
     }
 }
 
