@@ -210,6 +210,8 @@ asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
                   << "identity: " << to_hex(st.identity) << "\n";
         if (st.sha256)
             std::cout << "sha256:   " << to_hex(*st.sha256) << "\n";
+        else if (sha256 && st.kind == fp::file_kind::regular) // HTTP without Repr-Digest
+            std::cout << "sha256:   (the server offers no digest)\n";
     }
     co_return 0;
 }

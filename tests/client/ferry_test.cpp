@@ -850,6 +850,10 @@ TEST_F(FerryHttp, StatAndLsAgainstNginx) {
     EXPECT_EQ(s["size"], 3);
     EXPECT_GT(s["mtime_ns"].get<std::int64_t>(), 0);
     EXPECT_FALSE(s.contains("sha256"));
+    auto no_digest = ferry(work.path(), {"stat", nginx.url("d/a.txt"), "--sha256"});
+    ASSERT_EQ(no_digest.code, 0) << no_digest.output;
+    EXPECT_NE(no_digest.output.find("sha256:   (the server offers no digest)"), std::string::npos)
+        << no_digest.output;
     auto dir = ferry(work.path(), {"stat", nginx.url("d"), "--json"});
     ASSERT_EQ(dir.code, 0) << dir.output;
     EXPECT_EQ(nlohmann::json::parse(dir.output.substr(dir.output.find('{')))["kind"], "directory");
