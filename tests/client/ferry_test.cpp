@@ -245,7 +245,7 @@ TEST_F(FerryCli, EachFailureHasItsExitCode) {
     std::filesystem::create_directory(root / "dir");
     ferryd_process server{root.path()};
     EXPECT_EQ(ferry(work.path(), {}).code, 2);
-    EXPECT_EQ(ferry(work.path(), {"get", "http://example.org/x"}).code, 2);
+    EXPECT_EQ(ferry(work.path(), {"get", "https://example.org/x"}).code, 2); // no TLS
     EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "f"), "--no-such-option"}).code, 2);
     // An abbreviation is not guessed: "--out" is not "--output".
     EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "f"), "--out", "g"}).code, 2);
