@@ -317,6 +317,8 @@ asio::awaitable<void> bench_client(shared_plan& plan, lane& l, unsigned index, s
                 conn.reset();
             continue;
         }
+        if (!conn->reusable())
+            conn.reset(); // the server ends the connection after this answer (HTTP keep-alive)
         if (hash) {
             const auto& expected = plan.digests[(target - 1) % o.targets.size()];
             if (!expected || hash->finish() != *expected) {
