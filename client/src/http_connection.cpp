@@ -222,39 +222,41 @@ asio::awaitable<failure> http_connection::receive_more(std::size_t limit) {
     co_return failure{};
 }
 
-namespace {
-
-/// Feeds buffer bytes to `p` until its head is parsed (and, with `whole`, its body too),
-/// reading more as needed through `more`. A malformed head is a protocol failure.
-template <class Parser, class More>
-asio::awaitable<failure> parse_response(Parser& p, beast::flat_buffer& buffer, bool whole,
-                                        More more) {
+template <class Parser>
+asio::awaitable<failure> http_connection::read_response(Parser& p, bool whole) {
+    p.header_limit(max_head_size);
     for (;;) {
-        if (buffer.size() > 0) {
+        if (buffer_.size() > 0) {
             beast::error_code ec;
-            const auto n = p.put(buffer.data(), ec);
-            buffer.consume(n);
-            if (ec && ec != bhttp::error::need_more)
+            const auto n = p.put(buffer_.data(), ec);
+            buffer_.consume(n);
+            if (ec && ec != bhttp::error::need_more) {
+                reusable_ = false;
                 co_return failure::invalid("an invalid HTTP response: " + ec.message());
-            if (whole ? p.is_done() : p.is_header_done())
+            }
+            if (whole ? p.is_done() : p.is_header_done()) {
+                keep_alive_ = p.get().keep_alive();
                 co_return failure{};
+            }
             if (!ec && n > 0)
                 continue; // a body part consumed; more may follow from the same buffer
         }
-        auto f = co_await more();
+        auto f = co_await receive_more(max_head_size);
         if (f.what == failure::kind::network && f.net == asio::error::eof && whole &&
             p.is_header_done()) {
             beast::error_code ec;
             p.put_eof(ec); // a body that ends with the connection
-            if (!ec && p.is_done())
+            if (!ec && p.is_done()) {
+                keep_alive_ = false;
                 co_return failure{};
+            }
         }
-        if (f)
+        if (f) {
+            reusable_ = false;
             co_return f;
+        }
     }
 }
-
-} // namespace
 
 asio::awaitable<failure> http_connection::stat(const std::string& path, bool want_sha256,
                                                fp::stat_reply& out) {
@@ -267,16 +269,11 @@ asio::awaitable<failure> http_connection::stat(const std::string& path, bool wan
     if (auto f = co_await send(request); f)
         co_return f;
     bhttp::response_parser<bhttp::empty_body> p;
-    p.header_limit(max_head_size);
     p.skip(true); // a HEAD: no body, whatever Content-Length says
-    auto f =
-        co_await parse_response(p, buffer_, false, [this] { return receive_more(max_head_size); });
-    if (f) {
-        reusable_ = false;
+    if (auto f = co_await read_response(p, false); f)
         co_return f;
-    }
     const auto& head = p.get();
-    if (!head.keep_alive() || buffer_.size() > 0)
+    if (!keep_alive_ || buffer_.size() > 0) // a HEAD's answer ends with its head
         reusable_ = false;
     const unsigned code = head.result_int();
     if (code == 200 && path.empty()) { // the root: always a directory
@@ -319,17 +316,12 @@ asio::awaitable<failure> http_connection::list(const std::string& path, list_sin
     if (auto f = co_await send(request); f)
         co_return f;
     bhttp::response_parser<bhttp::string_body> p;
-    p.header_limit(max_head_size);
     p.body_limit(max_listing_size);
     p.eager(true);
-    auto f =
-        co_await parse_response(p, buffer_, true, [this] { return receive_more(max_head_size); });
-    if (f) {
-        reusable_ = false;
+    if (auto f = co_await read_response(p, true); f)
         co_return f;
-    }
     const auto& response = p.get();
-    if (!response.keep_alive() || buffer_.size() > 0)
+    if (!keep_alive_ || buffer_.size() > 0)
         reusable_ = false;
     const unsigned code = response.result_int();
     if (code != 200)
@@ -418,15 +410,9 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
     const bool ranged = request.offset > 0 || request.length != fp::to_end;
     const bool unversioned = request.if_identity && *request.if_identity == fp::file_identity{};
     bhttp::response_parser<bhttp::empty_body> p;
-    p.header_limit(max_head_size);
-    auto f =
-        co_await parse_response(p, buffer_, false, [this] { return receive_more(max_head_size); });
-    if (f) {
-        reusable_ = false;
+    if (auto f = co_await read_response(p, false); f)
         co_return f;
-    }
     const auto& head = p.get();
-    keep_alive_ = head.keep_alive();
     const unsigned code = head.result_int();
     if (code != 200 && code != 206) {
         reusable_ = false; // its body is not read

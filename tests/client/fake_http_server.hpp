@@ -2,20 +2,12 @@
 // style of fake_server: it reads each request head and sends back whatever bytes the test's
 // handler returns (a lying Content-Range, a body past its length, chunked framing, hostile
 // header values), then keeps the connection or closes it. Blocking sockets, one thread per
-// connection; stopped and joined when destroyed.
+// connection (fake_listener); stopped and joined when destroyed.
 #pragma once
 
-#include <arpa/inet.h>
-#include <atomic>
-#include <functional>
-#include <mutex>
-#include <netinet/in.h>
-#include <stdexcept>
+#include "client/fake_server.hpp"
+
 #include <string>
-#include <sys/socket.h>
-#include <thread>
-#include <unistd.h>
-#include <vector>
 
 namespace ferry::test {
 
@@ -28,53 +20,13 @@ public:
     /// The reply to one request head ("GET /f HTTP/1.1\r\nHost: ...\r\n\r\n").
     using handler = std::function<reply(const std::string& head)>;
 
-    explicit fake_http_server(handler h) : handler_(std::move(h)) {
-        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
-            ::listen(listener_, 16) != 0 ||
-            ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-            throw std::runtime_error("fake_http_server: cannot listen");
-        port_ = ntohs(a.sin_port);
-        acceptor_ = std::thread([this] { accept_loop(); });
-    }
-    fake_http_server(const fake_http_server&) = delete;
-    fake_http_server& operator=(const fake_http_server&) = delete;
-    ~fake_http_server() {
-        stopping_ = true;
-        ::shutdown(listener_, SHUT_RDWR); // wakes accept()
-        acceptor_.join();
-        {
-            std::lock_guard lock{mutex_};
-            for (int fd : connections_)
-                ::shutdown(fd, SHUT_RDWR); // wakes recv()
-        }
-        for (auto& t : threads_)
-            t.join();
-        for (int fd : connections_)
-            ::close(fd);
-        ::close(listener_);
-    }
+    explicit fake_http_server(handler h) : handler_(std::move(h)) {}
 
     std::string url(const std::string& path) const {
-        return "http://127.0.0.1:" + std::to_string(port_) + "/" + path;
+        return "http://127.0.0.1:" + std::to_string(listener_.port()) + "/" + path;
     }
 
 private:
-    void accept_loop() {
-        while (!stopping_) {
-            const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd < 0)
-                return;
-            std::lock_guard lock{mutex_};
-            connections_.push_back(fd);
-            threads_.emplace_back([this, fd] { serve(fd); });
-        }
-    }
-
     void serve(int fd) {
         std::string in;
         char chunk[4096];
@@ -103,13 +55,7 @@ private:
     }
 
     handler handler_;
-    int listener_ = -1;
-    std::uint16_t port_ = 0;
-    std::atomic<bool> stopping_{false};
-    std::thread acceptor_;
-    std::mutex mutex_;
-    std::vector<int> connections_;
-    std::vector<std::thread> threads_;
+    fake_listener listener_{[this](int fd) { serve(fd); }}; ///< last: joined before the rest goes
 };
 
 } // namespace ferry::test

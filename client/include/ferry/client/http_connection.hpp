@@ -57,12 +57,16 @@ private:
     /// Reads more bytes into buffer_ (at most `limit` buffered in all).
     asio::awaitable<failure> receive_more(std::size_t limit);
     std::string request_head(std::string_view method, const std::string& target) const;
+    /// Feeds buffer_ to `p` until its head is parsed (with `whole`, its body too), reading
+    /// more as needed; sets keep_alive_. A malformed or oversized head is a protocol failure.
+    template <class Parser>
+    asio::awaitable<failure> read_response(Parser& p, bool whole);
     /// start_get's second half: the response head to `request`, checked into `out`.
     asio::awaitable<failure> read_get_head(const fp::get_request& request, fp::get_header& out);
 
     std::string host_;
     boost::beast::flat_buffer buffer_;
-    bool keep_alive_ = true; ///< the current response allows another request
+    bool keep_alive_ = true;     ///< the last response allows another request
     std::string plain_get_path_; ///< the last plain GET (no Range), kept to be sent again
     std::string plain_get_;
     bool body_in_head_read_ = false; ///< the current body was whole in buffer_ after its head
