@@ -78,15 +78,17 @@ public:
     /// protocol failure); over HTTP it is there only when the server offers Repr-Digest.
     virtual asio::awaitable<failure> stat(const std::string& path, bool want_sha256,
                                           fp::stat_reply& out) = 0;
-    /// A batch of listed entries, as one LIST_ENTRIES frame brought them (the callee may move
-    /// from them).
+    /// A batch of listed entries, as one LIST_ENTRIES frame (or one JSON listing) brought them
+    /// (the callee may move from them).
     using list_sink = std::function<void(std::vector<fp::list_entry>&)>;
-    /// LIST: hands each batch to `sink` as it arrives (memory stays bounded by one frame),
-    /// checking every entry's size and the total against LIST_END's count.
+    /// LIST: hands each batch to `sink` as it arrives, checking every entry's size. Ferry: memory
+    /// stays bounded by one frame, the total is checked against LIST_END's count; HTTP: one
+    /// bounded JSON body.
     virtual asio::awaitable<failure> list(const std::string& path, list_sink sink) = 0;
 
-    /// GET, first half: sends the request and reads GET_HEADER, checking that the range is the
-    /// one asked for (docs/protocol.md, client obligations).
+    /// GET, first half: sends the request and reads GET_HEADER (HTTP: the response head),
+    /// checking that the range is the one asked for (docs/protocol.md, client obligations;
+    /// docs/client.md, HTTP URLs).
     virtual asio::awaitable<failure> start_get(const fp::get_request& request,
                                                fp::get_header& out) = 0;
     /// Reads up to out.size() body bytes (never more than the header announced and not yet
@@ -94,7 +96,8 @@ public:
     /// body slower than that over timeouts::speed_time is a network failure ("too slow").
     asio::awaitable<std::pair<failure, std::size_t>> read_body(std::span<std::byte> out);
     /// GET, last half: reads GET_TRAILER after the whole body; a trailer other than ok is a
-    /// server failure (status changed or internal_error).
+    /// server failure (status changed or internal_error). HTTP has no trailer: bytes past the
+    /// body are a protocol failure.
     virtual asio::awaitable<failure> finish_get() = 0;
 
     /// The timeouts from now on (a kept-alive connection put to a slower use: a digest).
