@@ -317,6 +317,8 @@ asio::awaitable<void> bench_client(shared_plan& plan, lane& l, unsigned index, s
                 conn.reset();
             continue;
         }
+        if (!conn->reusable())
+            conn.reset(); // the server ends the connection after this answer (HTTP keep-alive)
         if (hash) {
             const auto& expected = plan.digests[(target - 1) % o.targets.size()];
             if (!expected || hash->finish() != *expected) {
@@ -344,6 +346,9 @@ asio::awaitable<void> fetch_digests(shared_plan& plan, bench_report& report) {
         plan.digests.push_back(f ? std::nullopt : st.sha256);
         if (f)
             report.warnings.push_back("no digest for " + u.str() + ": " + f.message());
+        else if (!st.sha256) // HTTP without Repr-Digest: every request counts as unverified
+            report.warnings.push_back("no digest for " + u.str() +
+                                      ": the server offers none (Repr-Digest); --verify fails");
     }
 }
 

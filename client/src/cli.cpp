@@ -44,7 +44,8 @@ constexpr const char* overview =
     "  stat URL [--sha256]   show a file's metadata (and digest)\n"
     "  bench URL... -c N     load-test a server (closed loop, or --rate for an open loop)\n"
     "\n"
-    "URLs look like ferry://HOST:PORT/path (IPv6: ferry://[::1]:7878/path; default port 7878).\n"
+    "URLs look like ferry://HOST:PORT/path (IPv6: ferry://[::1]:7878/path; default port 7878)\n"
+    "or http://HOST[:PORT]/path for any HTTP/1.1 server (default port 80; no https://).\n"
     "Run 'ferry COMMAND --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage,\n"
     "3 not found, 4 forbidden, 5 network/timeout, 6 integrity, 7 busy, 8 local I/O, 9 file "
     "exists.\n";
@@ -209,6 +210,8 @@ asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
                   << "identity: " << to_hex(st.identity) << "\n";
         if (st.sha256)
             std::cout << "sha256:   " << to_hex(*st.sha256) << "\n";
+        else if (sha256 && st.kind == fp::file_kind::regular) // HTTP without Repr-Digest
+            std::cout << "sha256:   (the server offers no digest)\n";
     }
     co_return 0;
 }
@@ -459,7 +462,7 @@ int bench_command(const std::vector<std::string>& args) {
                 throw usage_error(fmt::format(
                     "--{} means nothing with --idle (it connects and sends nothing)", opt));
     auto add = [&](const std::string& text) {
-        if (text.rfind("ferry://", 0) == 0 || o.targets.empty()) {
+        if (text.find("://") != std::string::npos || o.targets.empty()) {
             o.targets.push_back(parse_url_arg(text));
             return;
         }
@@ -478,13 +481,13 @@ int bench_command(const std::vector<std::string>& args) {
                 add(line);
     }
     for (const auto& u : o.targets)
-        if (u.authority() != o.targets.front().authority())
+        if (u.origin() != o.targets.front().origin())
             throw usage_error("every URL must name the same server as the first");
     if (!quiet && !json)
         std::cerr << fmt::format(
             "ferry bench: {} connection(s), {}, {} target(s) on {}\n", o.connections,
             o.requests ? fmt::format("{} requests", *o.requests) : fmt::format("{} s", o.duration),
-            o.targets.size(), o.targets.front().authority());
+            o.targets.size(), o.targets.front().origin());
     const auto report = run_bench(o);
     if (json)
         std::cout << report.json().dump(2) << "\n";

@@ -1,5 +1,6 @@
 #include "ferry/client/connection.hpp"
 
+#include "ferry/client/http_connection.hpp"
 #include "ferry/protocol/errc.hpp"
 #include "ferry/transport/with_timeout.hpp"
 
@@ -58,7 +59,12 @@ asio::awaitable<std::pair<failure, std::unique_ptr<connection>>> connection::ope
     (void)endpoint;
     error_code ignored;
     tcp.set_option(asio::ip::tcp::no_delay(true), ignored);
-    co_return std::pair{failure{}, std::make_unique<connection>(socket_type{std::move(tcp)}, t)};
+    std::unique_ptr<connection> c;
+    if (u.scheme == url_scheme::http)
+        c = std::make_unique<http_connection>(socket_type{std::move(tcp)}, t, u);
+    else
+        c = std::make_unique<ferry_connection>(socket_type{std::move(tcp)}, t);
+    co_return std::pair{failure{}, std::move(c)};
 }
 
 void connection::close() {
@@ -68,7 +74,7 @@ void connection::close() {
 }
 
 template <class Message>
-asio::awaitable<failure> connection::send(const Message& m) {
+asio::awaitable<failure> ferry_connection::send(const Message& m) {
     if (auto ec = co_await transport::write_frame(socket_, m, timeouts_.stall); ec) {
         reusable_ = false;
         co_return failure::network(ec);
@@ -77,7 +83,7 @@ asio::awaitable<failure> connection::send(const Message& m) {
 }
 
 template <class Message>
-asio::awaitable<failure> connection::receive(Message& out) {
+asio::awaitable<failure> ferry_connection::receive(Message& out) {
     auto r = co_await transport::read_frame(socket_, buffer_, timeouts_.stall, read_size);
     if (r.net) {
         reusable_ = false;
@@ -105,8 +111,8 @@ asio::awaitable<failure> connection::receive(Message& out) {
     co_return f;
 }
 
-asio::awaitable<failure> connection::stat(const std::string& path, bool want_sha256,
-                                          fp::stat_reply& out) {
+asio::awaitable<failure> ferry_connection::stat(const std::string& path, bool want_sha256,
+                                                fp::stat_reply& out) {
     // Named, not a temporary: GCC 12 destroys braced temporaries in a co_await expression twice.
     const fp::stat_request request{path, want_sha256};
     if (auto f = co_await send(request); f)
@@ -121,7 +127,7 @@ asio::awaitable<failure> connection::stat(const std::string& path, bool want_sha
     co_return failure{};
 }
 
-asio::awaitable<failure> connection::list(const std::string& path, list_sink sink) {
+asio::awaitable<failure> ferry_connection::list(const std::string& path, list_sink sink) {
     const fp::list_request request{path};
     if (auto f = co_await send(request); f)
         co_return f;
@@ -170,8 +176,8 @@ asio::awaitable<failure> connection::list(const std::string& path, list_sink sin
     }
 }
 
-asio::awaitable<failure> connection::start_get(const fp::get_request& request,
-                                               fp::get_header& out) {
+asio::awaitable<failure> ferry_connection::start_get(const fp::get_request& request,
+                                                     fp::get_header& out) {
     if (auto f = co_await send(request); f)
         co_return f;
     if (auto f = co_await receive(out); f)
@@ -182,21 +188,31 @@ asio::awaitable<failure> connection::start_get(const fp::get_request& request,
         reusable_ = false;
         co_return failure::protocol(fp::protocol_errc::bad_range);
     }
-    body_left_ = out.length;
+    start_body(out.length);
+    co_return failure{};
+}
+
+std::size_t ferry_connection::take_buffered(std::span<std::byte> out) {
+    const auto n = std::min(out.size(), buffer_.data().size());
+    if (n > 0) {
+        std::memcpy(out.data(), buffer_.data().data(), n);
+        buffer_.consume(n);
+    }
+    return n;
+}
+
+void connection::start_body(std::uint64_t length) {
+    body_left_ = length;
     window_start_ = clock::now();
     window_bytes_ = 0;
-    co_return failure{};
 }
 
 asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span<std::byte> out) {
     if (body_left_ == 0)
         co_return std::pair{failure{}, std::size_t{0}};
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), body_left_));
-    // Bytes that arrived with the header frame come first.
-    if (!buffer_.empty()) {
-        const auto n = std::min(want, buffer_.data().size());
-        std::memcpy(out.data(), buffer_.data().data(), n);
-        buffer_.consume(n);
+    // Bytes that arrived with the header come first.
+    if (const auto n = take_buffered(out.first(want)); n > 0) {
         body_left_ -= n;
         window_bytes_ += n;
         co_return std::pair{failure{}, n};
@@ -252,7 +268,7 @@ failure connection::check_speed() {
     return {};
 }
 
-asio::awaitable<failure> connection::finish_get() {
+asio::awaitable<failure> ferry_connection::finish_get() {
     fp::get_trailer trailer;
     if (auto f = co_await receive(trailer); f)
         co_return f;

@@ -64,7 +64,7 @@ unsigned automatic_connections(std::uint64_t size) {
 
 asio::awaitable<std::pair<failure, std::unique_ptr<connection>>>
 connection_pool::take(const url& u) {
-    if (auto it = idle_.find(u.authority()); it != idle_.end()) {
+    if (auto it = idle_.find(u.origin()); it != idle_.end()) {
         auto c = std::move(it->second);
         idle_.erase(it);
         co_return std::pair{failure{}, std::move(c)};
@@ -74,10 +74,12 @@ connection_pool::take(const url& u) {
 
 void connection_pool::give_back(const url& u, std::unique_ptr<connection> c) {
     if (c && c->reusable())
-        idle_.emplace(u.authority(), std::move(c));
+        idle_.emplace(u.origin(), std::move(c));
 }
 
 namespace {
+
+const std::string not_verified = "not verified: the server offers no digest (use --sha256)";
 
 asio::awaitable<void> sleep_for(clock::duration d) {
     asio::steady_timer t{co_await asio::this_coro::executor, d};
@@ -312,10 +314,15 @@ asio::awaitable<void> fetch_digest(job& j) {
     }
 }
 
+/// An HTTP server that sends neither ETag nor Last-Modified: nothing ties bytes to one version.
+bool unversioned(const fp::file_identity& id) {
+    return id == fp::file_identity{};
+}
+
 /// The state describes the server's file as it is now: the same identity (device, inode, size,
 /// mtime) and size, whatever URL spelling (`./f`, `a//f`, another host name) wrote it.
 bool same_file(const download_state& s, const fp::stat_reply& st) {
-    return s.identity == st.identity && s.size == st.size;
+    return s.identity == st.identity && s.size == st.size && !unversioned(st.identity);
 }
 
 /// Before any request: OUT can be written, and nothing ferry did not create is at its names.
@@ -372,7 +379,7 @@ unique_fd prepare_output(const output_dir& dir, const std::string& out, const st
 
 /// -o - : one connection, in order, hashed as it streams; resumes by offset on network errors.
 asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection_pool& pool,
-                                                file_result r) {
+                                                progress& bar, file_result r) {
     r.connections = 1; // in order, so one
     const bool verify = o.verify || o.expected;
     transport::sha256_stream hash;
@@ -438,6 +445,10 @@ asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection
         fp::stat_reply st;
         if (!f)
             f = co_await conn->stat(u.path, true, st);
+        if (!f && !st.sha256 && st.identity == *identity) {
+            bar.note("ferry: " + u.str() + ": " + not_verified); // HTTP without Repr-Digest
+            co_return r;
+        }
         if (f || !st.sha256 || st.identity != *identity) {
             r.code = f ? code_for(f) : exit_code::integrity;
             r.error =
@@ -471,7 +482,7 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         return res;
     };
     if (r.output == "-") {
-        r = co_await download_to_stdout(u, o, pool, r);
+        r = co_await download_to_stdout(u, o, pool, bar, r);
         co_return finish(r);
     }
     const stdfs::path out = r.output;
@@ -604,9 +615,14 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         std::uint64_t missing_bytes = 0;
         for (const auto& m : missing)
             missing_bytes += m.size();
+        // Unversioned: one GET of the whole file (pieces could come from different versions).
+        const auto chunk = unversioned(st.identity) ? std::max<std::uint64_t>(st.size, 1) : o.chunk;
+        if (unversioned(st.identity))
+            bar.note("ferry: " + u.str() +
+                     ": the server sends no ETag or Last-Modified: one connection, no resume");
         const unsigned wanted = o.connections ? o.connections : automatic_connections(st.size);
         const unsigned workers = static_cast<unsigned>(std::max<std::uint64_t>(
-            1, std::min<std::uint64_t>(wanted, (missing_bytes + o.chunk - 1) / o.chunk)));
+            1, std::min<std::uint64_t>(wanted, (missing_bytes + chunk - 1) / chunk)));
         r.connections = workers;
         bar.set_total(bar_id, st.size, state.done.total());
 
@@ -620,7 +636,7 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
               part,
               state_name,
               std::move(state),
-              segment_planner{missing, o.chunk},
+              segment_planner{missing, chunk},
               workers};
         if (o.verify || o.expected) {
             // Verification runs beside the download, hashing the prefix that is complete.
@@ -711,7 +727,9 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             r.error = local("syncing", part, errno).message;
             co_return finish(r);
         }
-        if (need_digest || o.expected) {
+        if (need_digest && !j.digest->sha256) // HTTP without Repr-Digest: said once, not failed
+            bar.note("ferry: " + u.str() + ": " + not_verified);
+        if (o.expected || (need_digest && j.digest->sha256)) {
             const auto expected = o.expected ? *o.expected : *j.digest->sha256;
             const auto got = j.hasher->finish(st.size); // mostly done while downloading
             if (got.ec || got.digest != expected) {

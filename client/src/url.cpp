@@ -11,8 +11,12 @@ std::string url::authority() const {
     return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+std::string url::origin() const {
+    return (scheme == url_scheme::http ? "http://" : "ferry://") + authority();
+}
+
 std::string url::str() const {
-    return "ferry://" + authority() + "/" + path;
+    return origin() + "/" + path;
 }
 
 std::string normal_path(std::string_view path) {
@@ -28,17 +32,24 @@ std::string normal_path(std::string_view path) {
 }
 
 std::optional<url> parse_url(std::string_view text, std::string& error) {
-    constexpr std::string_view scheme = "ferry://";
-    if (text.substr(0, scheme.size()) != scheme) {
-        error = "expected a URL of the form ferry://HOST:PORT/PATH";
+    url u;
+    if (text.starts_with("ferry://")) {
+        text.remove_prefix(8);
+    } else if (text.starts_with("http://")) {
+        text.remove_prefix(7);
+        u.scheme = url_scheme::http;
+        u.port = default_http_port;
+    } else if (text.starts_with("https://")) {
+        error = "https:// is not supported (ferry speaks no TLS); use http:// or ferry://";
+        return std::nullopt;
+    } else {
+        error = "expected a URL of the form ferry://HOST:PORT/PATH or http://HOST[:PORT]/PATH";
         return std::nullopt;
     }
-    text.remove_prefix(scheme.size());
     const auto slash = text.find('/');
     std::string_view authority = text.substr(0, slash);
     std::string_view path =
         slash == std::string_view::npos ? std::string_view{} : text.substr(slash + 1);
-    url u;
     std::string_view port;
     if (!authority.empty() && authority.front() == '[') {
         const auto close = authority.find(']');

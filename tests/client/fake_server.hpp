@@ -19,12 +19,11 @@
 
 namespace ferry::test {
 
-class fake_server {
+/// A listener on 127.0.0.1:0 that hands each connection to `serve` on a thread of its own;
+/// stops accepting, wakes every connection and joins the threads when destroyed.
+class fake_listener {
 public:
-    /// The reply to one request: bytes to send (several frames, a body), or none (no answer).
-    using handler = std::function<bytes(const any_message& request)>;
-
-    explicit fake_server(handler h) : handler_(std::move(h)) {
+    explicit fake_listener(std::function<void(int fd)> serve) : serve_(std::move(serve)) {
         listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in a{};
         a.sin_family = AF_INET;
@@ -33,13 +32,13 @@ public:
         if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
             ::listen(listener_, 16) != 0 ||
             ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-            throw std::runtime_error("fake_server: cannot listen");
+            throw std::runtime_error("fake_listener: cannot listen");
         port_ = ntohs(a.sin_port);
         acceptor_ = std::thread([this] { accept_loop(); });
     }
-    fake_server(const fake_server&) = delete;
-    fake_server& operator=(const fake_server&) = delete;
-    ~fake_server() {
+    fake_listener(const fake_listener&) = delete;
+    fake_listener& operator=(const fake_listener&) = delete;
+    ~fake_listener() {
         stopping_ = true;
         ::shutdown(listener_, SHUT_RDWR); // wakes accept()
         acceptor_.join();
@@ -56,9 +55,6 @@ public:
     }
 
     std::uint16_t port() const noexcept { return port_; }
-    std::string url(const std::string& path) const {
-        return "ferry://127.0.0.1:" + std::to_string(port_) + "/" + path;
-    }
 
 private:
     void accept_loop() {
@@ -68,10 +64,33 @@ private:
                 return;
             std::lock_guard lock{mutex_};
             connections_.push_back(fd);
-            threads_.emplace_back([this, fd] { serve(fd); });
+            threads_.emplace_back([this, fd] { serve_(fd); });
         }
     }
 
+    std::function<void(int fd)> serve_;
+    int listener_ = -1;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::vector<int> connections_;
+    std::vector<std::thread> threads_;
+};
+
+class fake_server {
+public:
+    /// The reply to one request: bytes to send (several frames, a body), or none (no answer).
+    using handler = std::function<bytes(const any_message& request)>;
+
+    explicit fake_server(handler h) : handler_(std::move(h)) {}
+
+    std::uint16_t port() const noexcept { return listener_.port(); }
+    std::string url(const std::string& path) const {
+        return "ferry://127.0.0.1:" + std::to_string(port()) + "/" + path;
+    }
+
+private:
     void serve(int fd) {
         bytes in;
         std::byte chunk[4096];
@@ -101,13 +120,7 @@ private:
     }
 
     handler handler_;
-    int listener_ = -1;
-    std::uint16_t port_ = 0;
-    std::atomic<bool> stopping_{false};
-    std::thread acceptor_;
-    std::mutex mutex_;
-    std::vector<int> connections_;
-    std::vector<std::thread> threads_;
+    fake_listener listener_{[this](int fd) { serve(fd); }}; ///< last: joined before the rest goes
 };
 
 /// Frames one after the other.

@@ -245,7 +245,7 @@ TEST_F(FerryCli, EachFailureHasItsExitCode) {
     std::filesystem::create_directory(root / "dir");
     ferryd_process server{root.path()};
     EXPECT_EQ(ferry(work.path(), {}).code, 2);
-    EXPECT_EQ(ferry(work.path(), {"get", "http://example.org/x"}).code, 2);
+    EXPECT_EQ(ferry(work.path(), {"get", "https://example.org/x"}).code, 2); // no TLS
     EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "f"), "--no-such-option"}).code, 2);
     // An abbreviation is not guessed: "--out" is not "--output".
     EXPECT_EQ(ferry(work.path(), {"get", url_of(server, "f"), "--out", "g"}).code, 2);
@@ -725,6 +725,184 @@ TEST_F(FerryCli, BenchCountsErrorsByCause) {
     auto r = nlohmann::json::parse(refused.output.substr(refused.output.find('{')));
     EXPECT_EQ(r["errors"]["refused"], 6);
     EXPECT_EQ(r["requests"], 0);
+}
+
+} // namespace
+} // namespace ferry::test
+
+// ---- http:// against a real nginx ------------------------------------------------------------
+
+#include "support/nginx_process.hpp"
+
+namespace ferry::test {
+namespace {
+
+struct FerryHttp : FerryCli {
+    void SetUp() override {
+        if (!nginx_available())
+            GTEST_SKIP() << nginx_binary
+                         << " is not installed: the http:// tests need a real nginx";
+    }
+};
+
+/// sha256 in hex of `text`, as ferry stat prints it (computed by a ferryd over the file).
+std::string hex_sha256_of(const temp_dir& root, const std::string& name) {
+    ferryd_process server{root.path()};
+    temp_dir scratch;
+    auto st = ferry(scratch.path(), {"stat", url_of(server, name), "--sha256", "--json"});
+    return nlohmann::json::parse(st.output.substr(st.output.find('{')))["sha256"];
+}
+
+TEST_F(FerryHttp, DownloadsFromNginxAreByteIdenticalSingleAndSegmented) {
+    const std::size_t size = (5 << 20) + 11;
+    write_file(root / "f", make_content(size, 41));
+    write_file(root / "empty", "");
+    nginx_process nginx{root.path()};
+    auto one = ferry(work.path(), {"get", nginx.url("f"), "-o", "one", "-j", "1", "--json"});
+    ASSERT_EQ(one.code, 0) << one.output;
+    EXPECT_TRUE(read_file(work / "one") == make_content(size, 41));
+    // nginx offers no digest: completed, said once, not a failure.
+    EXPECT_NE(one.output.find("not verified: the server offers no digest"), std::string::npos)
+        << one.output;
+    EXPECT_EQ(json_of(one)[0]["sha256"], "");
+    auto four = ferry(work.path(), {"get", nginx.url("f"), "-o", "four", "-j", "4", "--chunk-size",
+                                    "65536", "--json"});
+    ASSERT_EQ(four.code, 0) << four.output;
+    EXPECT_TRUE(read_file(work / "four") == make_content(size, 41));
+    EXPECT_EQ(json_of(four)[0]["connections"], 4);
+    auto empty = ferry(work.path(), {"get", nginx.url("empty"), "-o", "empty"});
+    ASSERT_EQ(empty.code, 0) << empty.output;
+    EXPECT_EQ(read_file(work / "empty"), "");
+    auto out = ferry(work.path(), {"get", nginx.url("f"), "-o", "-", "--quiet", "--no-verify"});
+    ASSERT_EQ(out.code, 0);
+    EXPECT_TRUE(out.output == make_content(size, 41)); // stdout and stderr share the log
+    EXPECT_EQ(ferry(work.path(), {"get", nginx.url("missing"), "-o", "m"}).code, 3);
+    EXPECT_FALSE(std::filesystem::exists(work / "m.part"));
+}
+
+TEST_F(FerryHttp, Sha256GivenIsCheckedAgainstNginx) {
+    write_file(root / "f", make_content(300000, 42));
+    const auto good = hex_sha256_of(root, "f");
+    nginx_process nginx{root.path()};
+    auto ok = ferry(work.path(), {"get", nginx.url("f"), "-o", "ok", "--sha256", good, "--json"});
+    ASSERT_EQ(ok.code, 0) << ok.output;
+    EXPECT_EQ(json_of(ok)[0]["sha256"], good);
+    std::string bad = good;
+    bad[0] = bad[0] == '0' ? '1' : '0';
+    auto wrong = ferry(work.path(), {"get", nginx.url("f"), "-o", "bad", "--sha256", bad});
+    EXPECT_EQ(wrong.code, 6) << wrong.output;
+    EXPECT_FALSE(std::filesystem::exists(work / "bad"));
+    EXPECT_FALSE(std::filesystem::exists(work / "bad.part"));
+}
+
+/// Starts `ferry get` of `url` into `out` in 1 MiB requests, waits until at least `bytes` are
+/// durable, and SIGKILLs it.
+void kill_http_download(const std::string& url, const std::filesystem::path& out,
+                        std::uint64_t bytes) {
+    child_process client{{bin("ferry"), "get", url, "-o", out.string(), "--chunk-size",
+                          std::to_string(1 << 20), "-j", "1", "--quiet"},
+                         out.string() + ".log"};
+    wait_for_progress(out.string() + ".part.state", bytes);
+    client.signal(SIGKILL);
+    ASSERT_EQ(client.wait_exit(std::chrono::seconds(10)), 128 + SIGKILL);
+}
+
+TEST_F(FerryHttp, AKilledDownloadResumesWithIfRangeFetchingOnlyTheRest) {
+    const std::size_t size = 8 << 20;
+    write_file(root / "big", make_content(size, 43));
+    nginx_process nginx{root.path(), "limit_rate 4m;"};
+    kill_http_download(nginx.url("big"), work / "big", 2 << 20);
+    const auto durable = recorded_done(work / "big.part.state");
+    ASSERT_LT(durable, size);
+    auto r = ferry(work.path(), {"get", nginx.url("big"), "-o", "big", "--json"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 43));
+    auto j = json_of(r)[0];
+    EXPECT_TRUE(j["resumed"].get<bool>());
+    EXPECT_EQ(j["fetched"].get<std::uint64_t>(), size - durable);
+}
+
+TEST_F(FerryHttp, AFileChangedOnNginxBetweenRunsIsFetchedAfreshNeverMixed) {
+    const std::size_t size = 8 << 20;
+    write_file(root / "big", make_content(size, 44));
+    nginx_process nginx{root.path(), "limit_rate 4m;"};
+    kill_http_download(nginx.url("big"), work / "big", 2 << 20);
+    // Same size, new bytes and a new mtime (nginx's ETag and Last-Modified have 1 s steps).
+    const auto before = std::filesystem::last_write_time(root / "big");
+    write_file(root / "big", make_content(size, 45));
+    std::filesystem::last_write_time(root / "big", before + std::chrono::seconds(10));
+    auto r = ferry(work.path(), {"get", nginx.url("big"), "-o", "big", "--json"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 45));
+    EXPECT_TRUE(json_of(r)[0]["restarted"].get<bool>());
+    EXPECT_NE(r.output.find("changed on the server"), std::string::npos) << r.output;
+}
+
+TEST_F(FerryHttp, StatAndLsAgainstNginx) {
+    write_file(root / "d/a.txt", "aaa");
+    write_file(root / "d/b.bin", "");
+    std::filesystem::create_directory(root / "d/sub");
+    nginx_process nginx{root.path()};
+    auto st = ferry(work.path(), {"stat", nginx.url("d/a.txt"), "--json"});
+    ASSERT_EQ(st.code, 0) << st.output;
+    auto s = nlohmann::json::parse(st.output.substr(st.output.find('{')));
+    EXPECT_EQ(s["kind"], "file");
+    EXPECT_EQ(s["size"], 3);
+    EXPECT_GT(s["mtime_ns"].get<std::int64_t>(), 0);
+    EXPECT_FALSE(s.contains("sha256"));
+    auto no_digest = ferry(work.path(), {"stat", nginx.url("d/a.txt"), "--sha256"});
+    ASSERT_EQ(no_digest.code, 0) << no_digest.output;
+    EXPECT_NE(no_digest.output.find("sha256:   (the server offers no digest)"), std::string::npos)
+        << no_digest.output;
+    auto dir = ferry(work.path(), {"stat", nginx.url("d"), "--json"});
+    ASSERT_EQ(dir.code, 0) << dir.output;
+    EXPECT_EQ(nlohmann::json::parse(dir.output.substr(dir.output.find('{')))["kind"], "directory");
+    EXPECT_EQ(ferry(work.path(), {"stat", nginx.url("d/none")}).code, 3);
+
+    auto ls = ferry(work.path(), {"ls", nginx.url("d"), "--json"});
+    ASSERT_EQ(ls.code, 0) << ls.output;
+    auto entries = json_of(ls);
+    ASSERT_EQ(entries.size(), 3U);
+    EXPECT_EQ(entries[0]["name"], "a.txt");
+    EXPECT_EQ(entries[0]["size"], 3);
+    EXPECT_EQ(entries[1]["name"], "b.bin");
+    EXPECT_EQ(entries[2]["name"], "sub");
+    EXPECT_EQ(entries[2]["kind"], "directory");
+    EXPECT_EQ(ferry(work.path(), {"ls", nginx.url("")}).code, 0);
+    EXPECT_EQ(ferry(work.path(), {"ls", "https://127.0.0.1/"}).code, 2);
+}
+
+TEST_F(FerryHttp, LsOfAnHtmlListingSaysItNeedsJson) {
+    write_file(root / "d/a.txt", "aaa");
+    nginx_process nginx{root.path(), "location /d/ { autoindex_format html; }"};
+    auto ls = ferry(work.path(), {"ls", nginx.url("d")});
+    EXPECT_EQ(ls.code, 1) << ls.output;
+    EXPECT_NE(ls.output.find("ferry ls needs JSON (nginx: autoindex_format json)"),
+              std::string::npos)
+        << ls.output;
+}
+
+TEST_F(FerryHttp, BenchDrivesNginxOverKeepAlive) {
+    write_file(root / "4k", make_content(4096, 46));
+    nginx_process nginx{root.path()};
+    auto r = ferry(work.path(), {"bench", nginx.url("4k"), "-c", "4", "-n", "300", "--json"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+    EXPECT_EQ(j["requests"], 300);
+    EXPECT_EQ(j["error_total"], 0);
+    EXPECT_EQ(j["bytes"], 300 * 4096);
+    // nginx ends a connection after keepalive_requests answers, saying Connection: close:
+    // the next request goes on a new connection, never counted as an error.
+    nginx_process brief{root.path(), "keepalive_requests 10;"};
+    auto k = ferry(work.path(), {"bench", brief.url("4k"), "-c", "2", "-n", "100", "--json"});
+    ASSERT_EQ(k.code, 0) << k.output;
+    auto kj = nlohmann::json::parse(k.output.substr(k.output.find('{')));
+    EXPECT_EQ(kj["requests"], 100);
+    EXPECT_EQ(kj["error_total"], 0);
+    // --verify needs a digest nginx does not offer: it fails, saying so.
+    auto v = ferry(work.path(), {"bench", nginx.url("4k"), "-c", "1", "-n", "5", "--verify"});
+    EXPECT_EQ(v.code, 1) << v.output;
+    EXPECT_NE(v.output.find("the server offers none (Repr-Digest)"), std::string::npos) << v.output;
 }
 
 } // namespace

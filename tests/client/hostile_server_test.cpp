@@ -1,6 +1,7 @@
 // The real ferry binary against servers that lie: a scripted fake_server (hostile texts and
 // names, impossible sizes, a digest that never comes) and a real ferryd that trickles
 // (label: integration).
+#include "client/fake_http_server.hpp"
 #include "client/fake_server.hpp"
 #include "support/process.hpp"
 
@@ -267,6 +268,170 @@ TEST_F(HostileServer, AHugeDirectoryListsCompletelyAndSorted) {
     auto j = ferry_split(work.path(), {"ls", "--json", u});
     ASSERT_EQ(j.code, 0) << j.err;
     EXPECT_EQ(nlohmann::json::parse(j.out).size(), static_cast<std::size_t>(count));
+}
+
+// ---- HTTP servers that lie -------------------------------------------------------------------
+
+/// The "Range: bytes=A-B" of a request head: {A, B}, or nullopt without one.
+std::optional<std::pair<std::uint64_t, std::uint64_t>> range_of(const std::string& head) {
+    const auto at = head.find("Range: bytes=");
+    if (at == std::string::npos)
+        return std::nullopt;
+    std::uint64_t a = 0, b = 0;
+    if (std::sscanf(head.c_str() + at, "Range: bytes=%lu-%lu", &a, &b) != 2)
+        return std::nullopt;
+    return std::pair{a, b};
+}
+
+/// HEAD of a file of `size` bytes with a strong ETag; GET answered by `get`.
+fake_http_server::handler
+http_file(std::uint64_t size, std::function<fake_http_server::reply(const std::string&)> get) {
+    return [size, get](const std::string& head) -> fake_http_server::reply {
+        if (head.starts_with("HEAD "))
+            return {"HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(size) +
+                    "\r\nETag: \"v1\"\r\n\r\n"};
+        return get(head);
+    };
+}
+
+std::string partial_head(std::uint64_t first, std::uint64_t last, std::uint64_t size,
+                         std::uint64_t length) {
+    return "HTTP/1.1 206 Partial Content\r\nETag: \"v1\"\r\nContent-Range: bytes " +
+           std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size) +
+           "\r\nContent-Length: " + std::to_string(length) + "\r\n";
+}
+
+TEST_F(HostileServer, HttpBodiesFramedAnyWayButContentLengthAreProtocolErrors) {
+    const std::string body(100, 'x');
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"Content-Length and chunked", partial_head(0, 99, 100, 100) +
+                                           "Transfer-Encoding: chunked\r\n\r\n64\r\n" + body +
+                                           "\r\n0\r\n\r\n"},
+        {"chunked alone", "HTTP/1.1 206 Partial Content\r\nETag: \"v1\"\r\nContent-Range: bytes "
+                          "0-99/100\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" +
+                              body + "\r\n0\r\n\r\n"},
+        {"a body past its length", partial_head(0, 99, 100, 100) + "\r\n" + body + "0123456789"},
+        {"a Content-Range that starts elsewhere",
+         partial_head(1, 99, 100, 99) + "\r\n" + body.substr(1)},
+        {"a Content-Range of another size", partial_head(0, 99, 200, 100) + "\r\n" + body},
+        {"a Content-Length other than the range",
+         partial_head(0, 99, 100, 90) + "\r\n" + body.substr(10)},
+    };
+    for (const auto& [name, answer] : cases) {
+        SCOPED_TRACE(name);
+        fake_http_server server{
+            http_file(100, [&](const std::string&) { return fake_http_server::reply{answer}; })};
+        auto r = ferry_split(work.path(), {"get", server.url("f.bin"), "--retries", "0"});
+        EXPECT_EQ(r.code, 1) << r.err;
+        EXPECT_NE(r.err.find("the server sent "), std::string::npos) << r.err;
+        EXPECT_TRUE(empty_dir(work.path())) << r.err; // no file, no .part
+    }
+}
+
+TEST_F(HostileServer, AnHttpBodyCutShortIsANetworkErrorAndNeverPublished) {
+    fake_http_server server{http_file(100, [](const std::string&) {
+        return fake_http_server::reply{
+            partial_head(0, 99, 100, 100) + "\r\n" + std::string(50, 'x'), true};
+    })};
+    auto r = ferry_split(work.path(), {"get", server.url("f.bin"), "--retries", "0"});
+    EXPECT_EQ(r.code, 5) << r.err;
+    EXPECT_NE(r.err.find("the server closed the connection"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(work / "f.bin"));
+}
+
+/// A resume sends If-Range; a 200 to it (a server that ignores ranges) is never appended to the
+/// .part, and the .part keeps exactly what the first run fetched.
+TEST_F(HostileServer, AnHttp200ToARangedResumeNeverTouchesThePart) {
+    constexpr std::uint64_t half = 1 << 20;
+    const auto first = make_content(2 * half, 51);
+    std::atomic<int> phase{1};
+    std::mutex heads_mutex;
+    std::vector<std::string> heads;
+    fake_http_server server{http_file(2 * half, [&](const std::string& head) {
+        {
+            std::lock_guard lock{heads_mutex};
+            heads.push_back(head);
+        }
+        const auto range = range_of(head);
+        if (phase == 2 || !range) // the whole file, other bytes, the same ETag
+            return fake_http_server::reply{
+                "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: " + std::to_string(2 * half) +
+                "\r\n\r\n" + make_content(2 * half, 52)};
+        if (range->first == 0)
+            return fake_http_server::reply{partial_head(0, half - 1, 2 * half, half) + "\r\n" +
+                                           first.substr(0, half)};
+        return fake_http_server::reply{partial_head(half, 2 * half - 1, 2 * half, half) + "\r\n" +
+                                           first.substr(half, 10),
+                                       true}; // cut: the first run ends with half the file
+    })};
+    const std::vector<std::string> get{"get",          server.url("f.bin"),  "-j",        "1",
+                                       "--chunk-size", std::to_string(half), "--retries", "0"};
+    auto cut = ferry_split(work.path(), get);
+    ASSERT_EQ(cut.code, 5) << cut.err;
+    ASSERT_EQ(read_file(work / "f.bin.part").substr(0, half), first.substr(0, half));
+    phase = 2;
+    heads.clear();
+    auto r = ferry_split(work.path(), get);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("the server ignores Range"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(work / "f.bin"));
+    const auto part = read_file(work / "f.bin.part");
+    EXPECT_EQ(part.substr(0, half), first.substr(0, half)); // untouched
+    ASSERT_EQ(heads.size(), 1U);
+    EXPECT_NE(heads[0].find("Range: bytes=1048576-2097151\r\n"), std::string::npos) << heads[0];
+    EXPECT_NE(heads[0].find("If-Range: \"v1\"\r\n"), std::string::npos) << heads[0];
+}
+
+TEST_F(HostileServer, HttpHeaderValuesReachTheTerminalEscaped) {
+    fake_http_server server{[](const std::string& head) {
+        if (head.starts_with("HEAD /dir "))
+            return fake_http_server::reply{"HTTP/1.1 301 Moved\r\nLocation: /elsewhere/\xC2\x9B"
+                                           "31mred\r\nContent-Length: 0\r\n\r\n"};
+        return fake_http_server::reply{"HTTP/1.1 404 Not \xC2\x9B"
+                                       "31mFound\r\nContent-Length: 0\r\n\r\n"};
+    }};
+    for (const auto& command : {"get", "stat"}) {
+        SCOPED_TRACE(command);
+        auto r = ferry_split(work.path(), {command, server.url("f.bin")});
+        EXPECT_EQ(r.code, 3) << r.err;
+        expect_terminal_safe(r.err);
+        EXPECT_NE(r.err.find("(HTTP 404 Not \\u{9b}31mFound)"), std::string::npos) << r.err;
+    }
+    auto r = ferry_split(work.path(), {"stat", server.url("dir")});
+    EXPECT_EQ(r.code, 1) << r.err;
+    expect_terminal_safe(r.err);
+    EXPECT_NE(r.err.find("a redirect to /elsewhere/\\u{9b}31mred"), std::string::npos) << r.err;
+    EXPECT_TRUE(empty_dir(work.path()));
+}
+
+/// A server with neither ETag nor Last-Modified: nothing tells two versions apart, so the file
+/// comes in one GET on one connection, whatever -j and --chunk-size say.
+TEST_F(HostileServer, AnHttpFileWithoutValidatorsComesInOneRequest) {
+    const auto content = make_content(10000, 53);
+    std::mutex heads_mutex;
+    std::vector<std::string> gets;
+    fake_http_server server{[&](const std::string& head) {
+        if (head.starts_with("HEAD "))
+            return fake_http_server::reply{"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n"};
+        std::lock_guard lock{heads_mutex};
+        gets.push_back(head);
+        const auto range = range_of(head);
+        if (!range || range->first != 0 || range->second != 9999)
+            return fake_http_server::reply{"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
+        return fake_http_server::reply{
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9999/10000\r\n"
+            "Content-Length: 10000\r\n\r\n" +
+            content};
+    }};
+    auto r = ferry_split(work.path(),
+                         {"get", server.url("f.bin"), "-j", "4", "--chunk-size", "4096", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(read_file(work / "f.bin"), content);
+    EXPECT_EQ(nlohmann::json::parse(r.out).at(0).at("connections"), 1);
+    EXPECT_NE(r.err.find("no ETag or Last-Modified: one connection, no resume"), std::string::npos)
+        << r.err;
+    ASSERT_EQ(gets.size(), 1U);
+    EXPECT_EQ(gets[0].find("If-Range"), std::string::npos) << gets[0];
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 // Unit tests of the client's parts: URLs, range sets, the segment planner, the resume state.
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/histogram.hpp"
+#include "ferry/client/http_connection.hpp"
 #include "ferry/client/output_dir.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/client/url.hpp"
@@ -15,6 +16,7 @@ namespace ferry::test {
 namespace {
 
 namespace fc = ferry::client;
+namespace fp = ferry::protocol;
 
 TEST(Url, Forms) {
     std::string error;
@@ -32,12 +34,59 @@ TEST(Url, Forms) {
     EXPECT_EQ(no_port->port, fc::default_port);
     EXPECT_EQ(no_port->path, "");
     for (const auto* bad :
-         {"http://h/x", "ferry://", "ferry:///x", "ferry://h:/x", "ferry://h:0/x",
+         {"ftp://h/x", "HTTP://h/x", "ferry://", "ferry:///x", "ferry://h:/x", "ferry://h:0/x",
           "ferry://h:65536/x", "ferry://h:12a/x", "ferry://[::1/x", "ferry://[::1]x/y",
           "ferry://h/%zz", "ferry://h/%4", "ferry://h/%00", "ferry://h/%ff"}) {
         EXPECT_FALSE(fc::parse_url(bad, error)) << bad;
         EXPECT_FALSE(error.empty());
     }
+}
+
+TEST(Url, HttpFormsAndTheirOrigin) {
+    std::string error;
+    auto u = fc::parse_url("http://example.org/a/b%20c.txt", error);
+    ASSERT_TRUE(u) << error;
+    EXPECT_EQ(u->scheme, fc::url_scheme::http);
+    EXPECT_EQ(u->port, fc::default_http_port);
+    EXPECT_EQ(u->path, "a/b c.txt");
+    EXPECT_EQ(u->str(), "http://example.org:80/a/b c.txt");
+    auto f = fc::parse_url("ferry://example.org:80/x", error);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->authority(), u->authority());
+    EXPECT_NE(f->origin(), u->origin()); // the pool never hands an HTTP connection to ferry://
+    auto v6 = fc::parse_url("http://[::1]:8080/", error);
+    ASSERT_TRUE(v6) << error;
+    EXPECT_EQ(v6->origin(), "http://[::1]:8080");
+    EXPECT_FALSE(fc::parse_url("https://example.org/x", error));
+    EXPECT_NE(error.find("https:// is not supported"), std::string::npos) << error;
+}
+
+TEST(HttpConnection, StatusesMapAsTheFerryProtocolsDo) {
+    const std::map<unsigned, fp::status> table{
+        {400, fp::status::bad_request},    {401, fp::status::forbidden},
+        {403, fp::status::forbidden},      {404, fp::status::not_found},
+        {405, fp::status::bad_request},    {410, fp::status::not_found},
+        {412, fp::status::changed},        {413, fp::status::too_large},
+        {414, fp::status::too_large},      {416, fp::status::range_not_satisfiable},
+        {429, fp::status::busy},           {431, fp::status::too_large},
+        {500, fp::status::internal_error}, {502, fp::status::internal_error},
+        {503, fp::status::busy},           {505, fp::status::unsupported_version},
+    };
+    for (const auto& [code, status] : table)
+        EXPECT_EQ(fc::status_for_http(code), status) << code;
+}
+
+TEST(HttpConnection, IdentityFollowsTheStrongestValidator) {
+    const auto date = "Sun, 06 Nov 1994 08:49:37 GMT";
+    const auto etag = fc::http_identity("\"abc\"", date, 10);
+    EXPECT_EQ(etag, fc::http_identity("\"abc\"", "", 99)); // the ETag alone decides
+    EXPECT_NE(etag, fc::http_identity("\"abd\"", date, 10));
+    const auto dated = fc::http_identity("W/\"abc\"", date, 10); // weak: Last-Modified + size
+    EXPECT_EQ(dated, fc::http_identity("", date, 10));
+    EXPECT_NE(dated, fc::http_identity("", date, 11));
+    EXPECT_NE(dated, etag);
+    EXPECT_EQ(fc::http_identity("W/\"abc\"", "", 10), fp::file_identity{}); // unversioned
+    EXPECT_EQ(fc::http_identity("", "", 10), fp::file_identity{});
 }
 
 TEST(RangeSet, MergesAndComplements) {

@@ -1,4 +1,5 @@
-// connection: one client connection to a ferryd, speaking protocol v1 request by request.
+// connection: one client connection to a server (ferryd over the Ferry protocol, or any HTTP/1.1
+// server), request by request.
 #pragma once
 
 #include "ferry/client/url.hpp"
@@ -56,35 +57,48 @@ struct timeouts {
     clock::duration speed_time = std::chrono::seconds(30);
 };
 
+/// One client connection to a server, request by request: the operations the downloader, the
+/// CLI and the load generator use, whatever the wire. Two implementations: ferry_connection
+/// (the Ferry protocol, below) and http_connection (HTTP/1.1, http_connection.hpp); open()
+/// picks one by the URL's scheme. Not thread-safe: one coroutine uses it at a time.
 class connection {
 public:
     using socket_type = asio::generic::stream_protocol::socket;
 
-    connection(socket_type socket, timeouts t) : socket_(std::move(socket)), timeouts_(t) {}
+    virtual ~connection() = default;
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
 
-    /// Resolves and connects to u's host and port (every address in turn), within t.connect.
+    /// Resolves and connects to u's host and port (every address in turn), within t.connect,
+    /// and returns the connection that speaks u's scheme.
     static asio::awaitable<std::pair<failure, std::unique_ptr<connection>>> open(url u, timeouts t);
 
-    /// STAT. On success `out` holds the reply, checked: a size above 2^63 - 1, or a regular
-    /// file without the SHA-256 that was asked for, is a protocol failure.
-    asio::awaitable<failure> stat(const std::string& path, bool want_sha256, fp::stat_reply& out);
-    /// A batch of listed entries, as one LIST_ENTRIES frame brought them (the callee may move
-    /// from them).
+    /// STAT. On success `out` holds the reply, checked: a size above 2^63 - 1 is a protocol
+    /// failure. A digest that was asked for: the Ferry protocol always has one (its absence is a
+    /// protocol failure); over HTTP it is there only when the server offers Repr-Digest.
+    virtual asio::awaitable<failure> stat(const std::string& path, bool want_sha256,
+                                          fp::stat_reply& out) = 0;
+    /// A batch of listed entries, as one LIST_ENTRIES frame (or one JSON listing) brought them
+    /// (the callee may move from them).
     using list_sink = std::function<void(std::vector<fp::list_entry>&)>;
-    /// LIST: hands each batch to `sink` as it arrives (memory stays bounded by one frame),
-    /// checking every entry's size and the total against LIST_END's count.
-    asio::awaitable<failure> list(const std::string& path, list_sink sink);
+    /// LIST: hands each batch to `sink` as it arrives, checking every entry's size. Ferry: memory
+    /// stays bounded by one frame, the total is checked against LIST_END's count; HTTP: one
+    /// bounded JSON body.
+    virtual asio::awaitable<failure> list(const std::string& path, list_sink sink) = 0;
 
-    /// GET, first half: sends the request and reads GET_HEADER, checking that the range is the
-    /// one asked for (docs/protocol.md, client obligations).
-    asio::awaitable<failure> start_get(const fp::get_request& request, fp::get_header& out);
+    /// GET, first half: sends the request and reads GET_HEADER (HTTP: the response head),
+    /// checking that the range is the one asked for (docs/protocol.md, client obligations;
+    /// docs/client.md, HTTP URLs).
+    virtual asio::awaitable<failure> start_get(const fp::get_request& request,
+                                               fp::get_header& out) = 0;
     /// Reads up to out.size() body bytes (never more than the header announced and not yet
     /// read). Returns the count; 0 only at the end of the body. With timeouts::speed_limit, a
     /// body slower than that over timeouts::speed_time is a network failure ("too slow").
     asio::awaitable<std::pair<failure, std::size_t>> read_body(std::span<std::byte> out);
     /// GET, last half: reads GET_TRAILER after the whole body; a trailer other than ok is a
-    /// server failure (status changed or internal_error).
-    asio::awaitable<failure> finish_get();
+    /// server failure (status changed or internal_error). HTTP has no trailer: bytes past the
+    /// body are a protocol failure.
+    virtual asio::awaitable<failure> finish_get() = 0;
 
     /// The timeouts from now on (a kept-alive connection put to a slower use: a digest).
     void set_timeouts(timeouts t) noexcept { timeouts_ = t; }
@@ -94,23 +108,49 @@ public:
     socket_type& socket() noexcept { return socket_; }
     void close();
 
+protected:
+    connection(socket_type socket, timeouts t) : socket_(std::move(socket)), timeouts_(t) {}
+
+    /// Moves body bytes that arrived with the header (at most out.size()) into `out`.
+    virtual std::size_t take_buffered(std::span<std::byte> out) = 0;
+    /// A body of `length` bytes follows: read_body counts it down, in a fresh speed window.
+    void start_body(std::uint64_t length);
+
+    socket_type socket_;
+    timeouts timeouts_;
+    std::uint64_t body_left_ = 0;
+    bool reusable_ = true;
+
 private:
+    /// At the end of a --speed-limit window: "too slow", or a new window.
+    failure check_speed();
+
+    /// The --speed-limit window: since when, and how many body bytes arrived in it.
+    clock::time_point window_start_{};
+    std::uint64_t window_bytes_ = 0;
+};
+
+/// The Ferry protocol v1 (docs/protocol.md), one frame at a time.
+class ferry_connection final : public connection {
+public:
+    ferry_connection(socket_type socket, timeouts t) : connection(std::move(socket), t) {}
+
+    asio::awaitable<failure> stat(const std::string& path, bool want_sha256,
+                                  fp::stat_reply& out) override;
+    asio::awaitable<failure> list(const std::string& path, list_sink sink) override;
+    asio::awaitable<failure> start_get(const fp::get_request& request,
+                                       fp::get_header& out) override;
+    asio::awaitable<failure> finish_get() override;
+
+private:
+    std::size_t take_buffered(std::span<std::byte> out) override;
     template <class Message>
     asio::awaitable<failure> send(const Message& m);
     /// The next frame; a frame of another type than expected (or an ERROR) is a failure.
     template <class Message>
     asio::awaitable<failure> receive(Message& out);
-    /// At the end of a --speed-limit window: "too slow", or a new window.
-    failure check_speed();
 
-    socket_type socket_;
-    timeouts timeouts_;
     transport::frame_buffer buffer_;
-    std::uint64_t body_left_ = 0;
-    bool reusable_ = true;
-    /// The --speed-limit window: since when, and how many body bytes arrived in it.
-    clock::time_point window_start_{};
-    std::uint64_t window_bytes_ = 0;
 };
 
 } // namespace ferry::client

@@ -1,4 +1,4 @@
-// ferry://HOST:PORT/path URLs.
+// ferry://HOST:PORT/path and http://HOST:PORT/path URLs.
 #pragma once
 
 #include <cstdint>
@@ -9,14 +9,22 @@
 namespace ferry::client {
 
 inline constexpr std::uint16_t default_port = 7878;
+inline constexpr std::uint16_t default_http_port = 80;
+
+/// The protocol a URL names: the Ferry protocol (ferry://) or HTTP/1.1 (http://).
+enum class url_scheme { ferry, http };
 
 struct url {
+    url_scheme scheme = url_scheme::ferry;
     std::string host; ///< a name or an IP literal (without brackets)
     std::uint16_t port = default_port;
     std::string path; ///< decoded and normalised, relative to the served root: no leading '/'
 
-    /// "ferry://host:port/path", IPv6 hosts in brackets.
+    /// "host:port", IPv6 hosts in brackets.
     std::string authority() const;
+    /// "ferry://host:port" or "http://host:port": what a kept-alive connection can serve.
+    std::string origin() const;
+    /// origin() + "/" + path (the path as decoded: for messages, not for the wire).
     std::string str() const;
 };
 
@@ -24,7 +32,8 @@ struct url {
 /// (protocol.md, paths); `..` is left for the server to resolve.
 std::string normal_path(std::string_view path);
 
-/// Parses ferry://HOST[:PORT]/PATH. %XX escapes in the path are decoded, then the path is
+/// Parses ferry://HOST[:PORT]/PATH or http://HOST[:PORT]/PATH (https:// is refused: no TLS).
+/// %XX escapes in the path are decoded, then the path is
 /// normalised (normal_path), so messages and base names do not depend on its spelling. Returns
 /// nullopt and sets `error` for anything else.
 std::optional<url> parse_url(std::string_view text, std::string& error);

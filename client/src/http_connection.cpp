@@ -1,0 +1,526 @@
+#include "ferry/client/http_connection.hpp"
+
+#include "ferry/protocol/http.hpp"
+#include "ferry/protocol/text.hpp"
+#include "ferry/transport/sha256.hpp"
+#include "ferry/transport/with_timeout.hpp"
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+
+namespace ferry::client {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace http = ferry::protocol::http;
+using transport::with_timeout;
+
+namespace {
+
+/// Bytes asked of the socket per read: a small file's head and body arrive in one system call.
+constexpr std::size_t read_size = 64 * 1024;
+
+std::string_view view(beast::string_view s) {
+    return {s.data(), s.size()};
+}
+
+bool strong_etag(std::string_view etag) {
+    return !etag.empty() && !etag.starts_with("W/");
+}
+
+/// The validator book: the If-Range text (a strong ETag or a Last-Modified date) behind each
+/// identity this thread has seen, so a GET that must match an identity (a resume, a segment)
+/// knows what to send. Filled by every response; one per thread, so no locks (a download runs
+/// on one thread; each bench thread has its own). Bounded: it forgets everything when full.
+class validator_book {
+public:
+    void remember(const fp::file_identity& id, std::string_view validator) {
+        if (id == fp::file_identity{} || validator.empty())
+            return;
+        if (auto it = book_.find(id); it != book_.end())
+            return;
+        if (book_.size() >= 4096)
+            book_.clear();
+        book_.emplace(id, std::string{validator});
+    }
+    const std::string* find(const fp::file_identity& id) const {
+        const auto it = book_.find(id);
+        return it == book_.end() ? nullptr : &it->second;
+    }
+
+private:
+    std::map<fp::file_identity, std::string> book_;
+};
+
+thread_local validator_book book;
+
+/// What a response's head says about the representation.
+struct representation {
+    fp::file_identity identity{};
+    std::string_view validator; ///< for If-Range: the strong ETag, else Last-Modified
+    std::int64_t mtime_ns = 0;
+};
+
+template <class Fields>
+representation represented(const Fields& head, std::uint64_t size) {
+    representation r;
+    const auto etag = view(head[bhttp::field::etag]);
+    const auto modified = view(head[bhttp::field::last_modified]);
+    // The same validators as the last response on this thread (a load test, segments of one
+    // file): the same identity, without hashing again.
+    thread_local std::string last_etag, last_modified;
+    thread_local std::uint64_t last_size = 0;
+    thread_local fp::file_identity last_identity{};
+    if (etag != last_etag || modified != last_modified || size != last_size) {
+        last_identity = http_identity(etag, modified, size);
+        last_etag = etag;
+        last_modified = modified;
+        last_size = size;
+    }
+    r.identity = last_identity;
+    r.validator = strong_etag(etag) ? etag : modified;
+    if (const auto s = http::parse_http_date(modified);
+        s && *s < INT64_MAX / 1'000'000'000 && *s > INT64_MIN / 1'000'000'000)
+        r.mtime_ns = *s * 1'000'000'000;
+    book.remember(r.identity, r.validator);
+    return r;
+}
+
+/// A failure for an HTTP status that is not the answer asked for.
+template <class Fields>
+failure server_failure(const Fields& head, unsigned code, const std::string& path) {
+    failure f;
+    f.what = failure::kind::server;
+    f.error.code = status_for_http(code);
+    f.error.message = std::string{fp::status_text(f.error.code)} + ": " +
+                      (path.empty() ? std::string{"/"} : path) + " (HTTP " + std::to_string(code) +
+                      " " + std::string{view(head.reason())} + ")";
+    if (const auto s = protocol::parse_unsigned(view(head[bhttp::field::retry_after]), 86400))
+        f.error.retry_after_ms = static_cast<std::uint32_t>(*s * 1000);
+    return f;
+}
+
+/// The target of `path` (decoded, relative to the root) on the wire.
+std::string target_of(const std::string& path) {
+    return "/" + http::encode_path(path);
+}
+
+/// A redirect's Location without its scheme and authority ("http://h:p/a/" is "/a/").
+std::string_view location_path(std::string_view location) {
+    if (const auto scheme_end = location.find("://"); scheme_end != std::string_view::npos) {
+        const auto slash = location.find('/', scheme_end + 3);
+        return slash == std::string_view::npos ? "/" : location.substr(slash);
+    }
+    return location;
+}
+
+} // namespace
+
+fp::status status_for_http(unsigned code) noexcept {
+    switch (code) {
+    case 401:
+    case 403:
+        return fp::status::forbidden;
+    case 404:
+    case 410:
+        return fp::status::not_found;
+    case 412:
+        return fp::status::changed;
+    case 413:
+    case 414:
+    case 431:
+        return fp::status::too_large;
+    case 416:
+        return fp::status::range_not_satisfiable;
+    case 429:
+    case 503:
+        return fp::status::busy;
+    case 505:
+        return fp::status::unsupported_version;
+    default:
+        return code >= 500 ? fp::status::internal_error : fp::status::bad_request;
+    }
+}
+
+fp::file_identity http_identity(std::string_view etag, std::string_view last_modified,
+                                std::uint64_t size) {
+    std::string text;
+    if (strong_etag(etag))
+        text = "etag " + std::string{etag};
+    else if (!last_modified.empty())
+        text = "last-modified " + std::string{last_modified} + " " + std::to_string(size);
+    else
+        return {};
+    transport::sha256_stream h;
+    h.update(std::as_bytes(std::span{text}));
+    return h.finish();
+}
+
+http_connection::http_connection(socket_type socket, timeouts t, const url& u)
+    : connection(std::move(socket), t),
+      host_(u.port == default_http_port
+                ? (u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host)
+                : u.authority()) {}
+
+std::string http_connection::request_head(std::string_view method,
+                                          const std::string& target) const {
+    std::string r;
+    r.reserve(128 + target.size());
+    r.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
+    r.append(host_).append("\r\nUser-Agent: ferry/" FERRY_VERSION "\r\n");
+    return r;
+}
+
+asio::awaitable<failure> http_connection::send(const std::string& request) {
+    // Most requests fit the socket buffer at once: no asynchronous operation for them.
+    std::size_t sent = 0;
+    for (;;) {
+        const auto n = ::send(socket_.native_handle(), request.data() + sent, request.size() - sent,
+                              MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0)
+            sent += static_cast<std::size_t>(n);
+        else if (n < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+    if (sent < request.size()) {
+        auto [ec, n] = co_await with_timeout(
+            asio::async_write(socket_, asio::buffer(request.data() + sent, request.size() - sent),
+                              asio::deferred),
+            timeouts_.stall);
+        if (ec) {
+            reusable_ = false;
+            co_return failure::network(ec);
+        }
+    }
+    co_return failure{};
+}
+
+asio::awaitable<failure> http_connection::receive_more(std::size_t limit) {
+    if (buffer_.size() >= limit) {
+        reusable_ = false;
+        co_return failure::invalid("a response head above " + std::to_string(limit / 1024) +
+                                   " KiB");
+    }
+    // Straight to the asynchronous read: a response is never there the moment its request left,
+    // and Asio tries the read once before it waits anyway (one system call, not two).
+    const auto space = buffer_.prepare(std::min(read_size, limit - buffer_.size()));
+    auto [ec, n] =
+        co_await with_timeout(socket_.async_read_some(space, asio::deferred), timeouts_.stall);
+    buffer_.commit(n);
+    if (ec) {
+        reusable_ = false;
+        co_return failure::network(ec);
+    }
+    co_return failure{};
+}
+
+template <class Parser>
+asio::awaitable<failure> http_connection::read_response(Parser& p, bool whole) {
+    p.header_limit(max_head_size);
+    for (;;) {
+        if (buffer_.size() > 0) {
+            beast::error_code ec;
+            const auto n = p.put(buffer_.data(), ec);
+            buffer_.consume(n);
+            if (ec && ec != bhttp::error::need_more) {
+                reusable_ = false;
+                co_return failure::invalid("an invalid HTTP response: " + ec.message());
+            }
+            if (whole ? p.is_done() : p.is_header_done()) {
+                keep_alive_ = p.get().keep_alive();
+                co_return failure{};
+            }
+            if (!ec && n > 0)
+                continue; // a body part consumed; more may follow from the same buffer
+        }
+        auto f = co_await receive_more(max_head_size);
+        if (f.what == failure::kind::network && f.net == asio::error::eof && whole &&
+            p.is_header_done()) {
+            beast::error_code ec;
+            p.put_eof(ec); // a body that ends with the connection
+            if (!ec && p.is_done()) {
+                keep_alive_ = false;
+                co_return failure{};
+            }
+        }
+        if (f) {
+            reusable_ = false;
+            co_return f;
+        }
+    }
+}
+
+asio::awaitable<failure> http_connection::stat(const std::string& path, bool want_sha256,
+                                               fp::stat_reply& out) {
+    out = {};
+    const auto target = target_of(path);
+    auto request = request_head("HEAD", target);
+    if (want_sha256)
+        request += "Want-Repr-Digest: sha-256=10\r\n";
+    request += "\r\n";
+    if (auto f = co_await send(request); f)
+        co_return f;
+    bhttp::response_parser<bhttp::empty_body> p;
+    p.skip(true); // a HEAD: no body, whatever Content-Length says
+    if (auto f = co_await read_response(p, false); f)
+        co_return f;
+    const auto& head = p.get();
+    if (!keep_alive_ || buffer_.size() > 0) // a HEAD's answer ends with its head
+        reusable_ = false;
+    const unsigned code = head.result_int();
+    if (code == 200 && path.empty()) { // the root: always a directory
+        out.kind = fp::file_kind::directory;
+        co_return failure{};
+    }
+    if (code == 200) {
+        const auto length = p.content_length();
+        if (!length)
+            co_return failure::invalid("a 200 to HEAD without Content-Length");
+        if (*length > fp::max_offset)
+            co_return failure::invalid("a file size above 2^63 - 1 (" + std::to_string(*length) +
+                                       ")");
+        const auto r = represented(head, *length);
+        out.kind = fp::file_kind::regular;
+        out.size = *length;
+        out.mtime_ns = r.mtime_ns;
+        out.identity = r.identity;
+        if (want_sha256)
+            if (const auto digest = view(head["Repr-Digest"]); !digest.empty())
+                out.sha256 = http::parse_repr_digest(digest);
+        co_return failure{};
+    }
+    if (code == 301 || code == 302 || code == 307 || code == 308) {
+        const auto location = view(head[bhttp::field::location]);
+        if (location_path(location) == target + "/") {
+            out.kind = fp::file_kind::directory;
+            co_return failure{};
+        }
+        co_return failure::invalid("a redirect to " + std::string{location} +
+                                   " (ferry does not follow redirects)");
+    }
+    reusable_ = false;
+    co_return server_failure(head, code, path);
+}
+
+asio::awaitable<failure> http_connection::list(const std::string& path, list_sink sink) {
+    auto request = request_head("GET", target_of(path) + (path.empty() ? "" : "/"));
+    request += "Accept: application/json\r\n\r\n";
+    if (auto f = co_await send(request); f)
+        co_return f;
+    bhttp::response_parser<bhttp::string_body> p;
+    p.body_limit(max_listing_size);
+    p.eager(true);
+    if (auto f = co_await read_response(p, true); f)
+        co_return f;
+    const auto& response = p.get();
+    if (!keep_alive_ || buffer_.size() > 0)
+        reusable_ = false;
+    const unsigned code = response.result_int();
+    if (code != 200)
+        co_return server_failure(response, code, path);
+    const auto type = view(response[bhttp::field::content_type]);
+    if (type.starts_with("text/html"))
+        co_return failure::invalid("an HTML listing; ferry ls needs JSON (nginx: "
+                                   "autoindex_format json)");
+    const auto json = nlohmann::json::parse(response.body(), nullptr, false);
+    if (json.is_discarded() || !json.is_array())
+        co_return failure::invalid("a listing that is not a JSON array (Content-Type " +
+                                   std::string{type} + ")");
+    std::vector<fp::list_entry> entries;
+    entries.reserve(json.size());
+    for (const auto& item : json) {
+        const auto name = item.is_object() ? item.find("name") : item.end();
+        if (!item.is_object() || name == item.end() || !name->is_string())
+            co_return failure::invalid("a listed entry without a name");
+        fp::list_entry e;
+        e.name = name->get<std::string>();
+        if (e.name.empty() || e.name == "." || e.name == ".." ||
+            e.name.size() > fp::max_name_size || e.name.find('/') != std::string::npos ||
+            e.name.find('\0') != std::string::npos || !fp::is_valid_utf8(e.name))
+            co_return failure::invalid("a listed name that is not a plain file name");
+        const auto kind = item.value("type", std::string{});
+        e.kind = kind == "file"        ? fp::file_kind::regular
+                 : kind == "directory" ? fp::file_kind::directory
+                                       : fp::file_kind::other;
+        if (const auto size = item.find("size"); size != item.end()) {
+            if (!size->is_number_unsigned() || size->get<std::uint64_t>() > fp::max_offset)
+                co_return failure::invalid("a listed size that is not a number up to 2^63 - 1");
+            e.size = size->get<std::uint64_t>();
+        }
+        if (const auto mtime = item.find("mtime"); mtime != item.end() && mtime->is_string())
+            if (const auto s = http::parse_http_date(mtime->get<std::string>());
+                s && *s < INT64_MAX / 1'000'000'000 && *s > INT64_MIN / 1'000'000'000)
+                e.mtime_ns = *s * 1'000'000'000;
+        entries.push_back(std::move(e));
+    }
+    sink(entries);
+    co_return failure{};
+}
+
+asio::awaitable<failure> http_connection::start_get(const fp::get_request& request,
+                                                    fp::get_header& out) {
+    const bool ranged = request.offset > 0 || request.length != fp::to_end;
+    const bool unversioned = request.if_identity && *request.if_identity == fp::file_identity{};
+    if (!ranged && !request.if_identity) { // a plain GET, as a load test repeats it
+        if (request.path != plain_get_path_ || plain_get_.empty()) {
+            plain_get_ = request_head("GET", target_of(request.path)) + "\r\n";
+            plain_get_path_ = request.path;
+        }
+        if (auto f = co_await send(plain_get_); f)
+            co_return f;
+        co_return co_await read_get_head(request, out);
+    }
+    auto head_text = request_head("GET", target_of(request.path));
+    if (ranged) {
+        head_text += "Range: bytes=" + std::to_string(request.offset) + "-";
+        if (request.length <= fp::max_offset - request.offset)
+            head_text += std::to_string(request.offset + request.length - 1);
+        head_text += "\r\n";
+    }
+    if (request.if_identity && !unversioned) {
+        const auto* validator = book.find(*request.if_identity);
+        if (!validator) // not seen by this process: the file cannot be the one expected
+            co_return failure{
+                failure::kind::server,
+                {},
+                {},
+                {fp::status::changed, false, 0, "the file's validator is unknown; starting over"},
+                {}};
+        head_text += "If-Range: " + *validator + "\r\n";
+    } else if (unversioned && request.offset > 0) {
+        co_return failure::invalid("no ETag or Last-Modified, so a piece of the file cannot be "
+                                   "tied to one version (resume and segments are impossible)");
+    }
+    head_text += "\r\n";
+    if (auto f = co_await send(head_text); f)
+        co_return f;
+    co_return co_await read_get_head(request, out);
+}
+
+asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& request,
+                                                        fp::get_header& out) {
+    const bool ranged = request.offset > 0 || request.length != fp::to_end;
+    const bool unversioned = request.if_identity && *request.if_identity == fp::file_identity{};
+    bhttp::response_parser<bhttp::empty_body> p;
+    if (auto f = co_await read_response(p, false); f)
+        co_return f;
+    const auto& head = p.get();
+    const unsigned code = head.result_int();
+    if (code != 200 && code != 206) {
+        reusable_ = false; // its body is not read
+        co_return server_failure(head, code, request.path);
+    }
+    // The body must be framed by Content-Length alone: anything else could end anywhere.
+    const auto length = p.content_length();
+    if (head.count(bhttp::field::transfer_encoding) > 0 || !length) {
+        reusable_ = false;
+        co_return failure::invalid(
+            head.count(bhttp::field::transfer_encoding) > 0
+                ? "a file body with Transfer-Encoding (" +
+                      std::string{view(head[bhttp::field::transfer_encoding])} +
+                      "); ferry needs Content-Length"
+                : "a file body without Content-Length");
+    }
+    out = {};
+    if (code == 200) {
+        const auto r = represented(head, *length);
+        if (request.if_identity && !unversioned && r.identity != *request.if_identity) {
+            reusable_ = false; // If-Range did not hold: the file changed
+            co_return failure{failure::kind::server,
+                              {},
+                              {},
+                              {fp::status::changed, false, 0,
+                               "the file changed on the server (its validator differs)"},
+                              {}};
+        }
+        // A 200 to a ranged request is the whole file: taken only where that is what the
+        // request covers (from byte 0, the whole length), never appended elsewhere.
+        if (ranged && (request.offset > 0 || *length > request.length)) {
+            reusable_ = false;
+            co_return failure::invalid("the whole file (200) to a request for bytes " +
+                                       std::to_string(request.offset) +
+                                       "-: the server ignores Range; use -j 1 --chunk-size "
+                                       "above the file's size, with no partial download");
+        }
+        out.identity = r.identity;
+        out.size = *length;
+        out.mtime_ns = r.mtime_ns;
+        out.offset = 0;
+        out.length = *length;
+    } else {
+        const auto range = http::parse_content_range(view(head[bhttp::field::content_range]));
+        if (!range || !range->complete_length) {
+            reusable_ = false;
+            co_return failure::invalid("a 206 without a valid Content-Range (" +
+                                       std::string{view(head[bhttp::field::content_range])} + ")");
+        }
+        const auto size = *range->complete_length;
+        const auto end = request.length > size - std::min(size, request.offset)
+                             ? size
+                             : request.offset + request.length;
+        if (request.offset >= size || range->range.first != request.offset ||
+            range->range.last != end - 1 || *length != range->range.length() ||
+            size > fp::max_offset) {
+            reusable_ = false;
+            co_return failure::invalid(
+                "Content-Range " + std::string{view(head[bhttp::field::content_range])} +
+                " (Content-Length " + std::to_string(*length) + ") to a request for bytes " +
+                std::to_string(request.offset) + "-" + std::to_string(end - 1));
+        }
+        auto r = represented(head, size);
+        if (r.identity == fp::file_identity{} && request.if_identity)
+            r.identity = *request.if_identity; // a 206 that names no validator
+        if (request.if_identity && r.identity != *request.if_identity) {
+            reusable_ = false;
+            co_return failure::invalid("a 206 for another version of the file than If-Range "
+                                       "named");
+        }
+        out.identity = r.identity;
+        out.size = size;
+        out.mtime_ns = r.mtime_ns;
+        out.offset = request.offset;
+        out.length = *length;
+    }
+    // A body that came whole with the head needs no look past it on the socket (below).
+    body_in_head_read_ = buffer_.size() >= out.length;
+    start_body(out.length);
+    co_return failure{};
+}
+
+std::size_t http_connection::take_buffered(std::span<std::byte> out) {
+    const auto n = std::min(out.size(), buffer_.size());
+    if (n > 0) {
+        std::memcpy(out.data(), buffer_.data().data(), n);
+        buffer_.consume(n);
+    }
+    return n;
+}
+
+asio::awaitable<failure> http_connection::finish_get() {
+    // Nothing may follow the body: the server sends nothing unasked on a kept-alive connection.
+    // Bytes sent with the body arrive with it; past a body read from the socket, a peek looks
+    // (one system call, spared to small bodies that came whole with their head: bytes after
+    // those fail the next response's parse instead).
+    std::byte probe;
+    const auto n = buffer_.size() > 0 ? 1
+                   : body_in_head_read_
+                       ? -1
+                       : ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        reusable_ = false;
+        co_return failure::invalid("bytes past the body's Content-Length");
+    }
+    if (n == 0 || !keep_alive_) // closed by the server, or to be closed
+        reusable_ = false;
+    co_return failure{};
+}
+
+} // namespace ferry::client
