@@ -24,6 +24,7 @@ Where nginx and ferryd answer differently, the table row carries both statuses a
 """
 
 import argparse
+import base64
 import email.utils
 import hashlib
 import html.parser
@@ -34,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 import urllib.error
 import urllib.parse
@@ -275,6 +277,17 @@ def whole_file_cases(run, c, tree):
               f"ETag {header(after, 'etag')} did not change with the file")
     run.case("curl: a rewritten file (same size, new mtime) gets a new ETag", etag_changes)
 
+    def repr_digest():
+        status, h, body = c.curl_get(quote(BIG), "-H", "Want-Repr-Digest: sha-256=1")
+        expect_eq(status, 200, "status")
+        want = "sha-256=:" + base64.b64encode(hashlib.sha256(tree.data[BIG]).digest()).decode()
+        expect_eq(header(h, "repr-digest"), want + ":", "Repr-Digest")
+        expect_eq(sha256(body), sha256(tree.data[BIG]), "sha256 of the body")
+    if c.server.name == "ferryd":
+        run.case("curl -H 'Want-Repr-Digest: sha-256=1' -> Repr-Digest of the file", repr_digest)
+    else:
+        run.skip("curl Want-Repr-Digest", "nginx does not implement RFC 9530")
+
     def keep_alive():
         a, b = c.out("a"), c.out("b")
         r = c.curl("-w", "%{num_connects} ", c.server.url("/4k.bin"), "-o", a,
@@ -352,6 +365,15 @@ def range_cases(run, c, tree):
             expect_eq(r.stdout, b"206", "status")
             expect_eq(sha256(read(out)), sha256(tree.data[name]), "sha256 after resuming")
         run.case(f"curl -C - {name!r} from {have} bytes -> identical", resume)
+
+    def resume_complete():
+        out = c.out("complete")
+        with open(out, "wb") as f:
+            f.write(tree.data[SMALL])
+        r = c.curl("-C", "-", "-o", out, "-w", "%{http_code}", c.server.url("/4k.bin"))
+        expect_eq(r.stdout, b"416", "status")  # nothing past the end: curl is done, exit 0
+        expect_eq(read(out), tree.data[SMALL], "the file")
+    run.case("curl -C - on a complete file -> 416, exit 0, file unchanged", resume_complete)
 
 
 # Traversal attempts with curl --path-as-is: (target, ferryd status, nginx status, why they
@@ -687,11 +709,12 @@ def raw_suite(run, tree, server):
 
 
 class Anchors(html.parser.HTMLParser):
-    """Collects <a href> (href, text) in order, and every tag name seen."""
+    """Collects <a href> (href, text) in order, the text after each anchor up to the next one
+    (its row: size and date), and every tag name seen."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.anchors, self.tags, self._href, self._text = [], set(), None, []
+        self.anchors, self.tails, self.tags, self._href, self._text = [], [], set(), None, []
 
     def handle_starttag(self, tag, attrs):
         self.tags.add(tag)
@@ -701,10 +724,13 @@ class Anchors(html.parser.HTMLParser):
     def handle_data(self, data):
         if self._href is not None:
             self._text.append(data)
+        elif self.tails:
+            self.tails[-1] += data
 
     def handle_endtag(self, tag):
         if tag == "a" and self._href is not None:
             self.anchors.append((self._href, "".join(self._text).strip()))
+            self.tails.append("")
             self._href = None
 
 
@@ -713,6 +739,22 @@ def parse_anchors(text):
     p.feed(text)
     p.close()
     return p
+
+
+def row_facts(server, tree, name):
+    """What a listing's row shows for a file: its size and modification time (ferryd: a
+    human size and the IMF-fixdate; nginx: bytes and "04-Dec-2026 02:28", both in UTC)."""
+    size, mtime = len(tree.data[name]), tree.mtime(name)
+    if server == "nginx":
+        return [str(size), time.strftime("%d-%b-%Y %H:%M", time.gmtime(mtime))]
+    human = f"{size} B"
+    value = size
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            break
+        value /= 1024
+        human = f"{value:.1f} {unit}"
+    return [human, email.utils.formatdate(mtime, usegmt=True)]
 
 
 def chromium_binary():
@@ -759,15 +801,20 @@ def chromium_suite(run, tree, server):
         expect_eq(r.returncode, 0, "chromium's exit status")
         dom = parse_anchors(r.stdout.decode("utf-8"))
         check("ferryx" not in dom.tags, "a file name became markup: <ferryx> is an element")
-        links = {}
-        for href, text in dom.anchors:
+        links, rows = {}, {}
+        for (href, text), tail in zip(dom.anchors, dom.tails):
             target = urllib.parse.unquote(urllib.parse.urlsplit(urllib.parse.urljoin(url, href))
                                           .path, errors="strict")
             links[target] = text
+            rows[target] = " ".join(tail.split())
         for name in expected:
             target = url_path + name
             check(target in links, f"no link to {target!r} in the DOM; links: {sorted(links)}")
             expect_eq(links[target].rstrip("/"), name.rstrip("/"), f"the text of {target!r}")
+            if not name.endswith("/"):
+                for fact in row_facts(server.name, tree, url_path[1:] + name):
+                    check(fact in rows[target], f"{fact!r} not in the row of {target!r}: "
+                          f"{rows[target]!r}")
         for target in links:
             check("/." not in target, f"a dotfile is listed: {target!r}")
             check("secret" not in target, f"the secret is listed: {target!r}")
@@ -810,6 +857,7 @@ def main():
             print(f"interop: {tool} is not installed (scripts/deps installs it)", file=sys.stderr)
             return 1
 
+    os.umask(0o022)  # the tree must be readable by nginx's worker (nobody, under root)
     base = tempfile.mkdtemp(prefix=f"ferry-interop-{args.server}-{args.suite}-")
     run = Runner()
     try:

@@ -114,7 +114,8 @@ def nginx_conf(run_dir, root, port, autoindex_format="json"):
     #   holds for both;
     # - `charset utf-8`: without it nginx's HTML listing declares no charset and a browser
     #   shows UTF-8 names as windows-1252 (the Chromium suite catches exactly that);
-    # - the MIME types, so Content-Type is by extension as ferryd's is.
+    # - the MIME types, so Content-Type is by extension as ferryd's is;
+    # - temp paths in the run dir: Debian's (/var/lib/nginx) are not writable unless root.
     return f"""daemon off;
 master_process on;
 worker_processes 1;
@@ -126,6 +127,11 @@ http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
     charset utf-8;
+    client_body_temp_path {run_dir}/body;
+    proxy_temp_path {run_dir}/proxy;
+    fastcgi_temp_path {run_dir}/fastcgi;
+    uwsgi_temp_path {run_dir}/uwsgi;
+    scgi_temp_path {run_dir}/scgi;
     server {{
         listen 127.0.0.1:{port};
         root {root};
