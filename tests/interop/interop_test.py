@@ -654,6 +654,9 @@ def exchange(port, request):
                 chunk = s.recv(65536)
             except ConnectionResetError:
                 break  # a server that closes with unread bytes may reset: what came counts
+            except socket.timeout:
+                raise CaseFailed(f"the server did not close within {SOCKET_LIMIT_S} s of the "
+                                 f"request; it sent {sum(map(len, chunks))} bytes")
             if not chunk:
                 break
             chunks.append(chunk)
