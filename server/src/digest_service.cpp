@@ -60,6 +60,14 @@ asio::awaitable<digest_outcome> digest_service::digest(int fd, const protocol::f
         asio::use_awaitable, fd, id);
 }
 
+std::optional<protocol::sha256_digest> digest_service::cached(const protocol::file_identity& id) {
+    const std::lock_guard lock{mutex_};
+    const auto it = entries_.find(id);
+    if (it == entries_.end() || !it->second.result || it->second.result->ec)
+        return std::nullopt;
+    return it->second.result->digest;
+}
+
 void digest_service::complete(waiter w, const digest_outcome& outcome) {
     auto ex = w.guard.get_executor();
     // Posted, never run inline: a cancellation completes a waiter from inside its own slot's

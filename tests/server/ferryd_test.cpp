@@ -131,6 +131,55 @@ TEST(Ferryd, ConnectionLimitsAreExact) {
     EXPECT_EQ(server.stop(), 0);
 }
 
+/// Everything a peer sends until it closes (or 20 s pass).
+std::string read_until_closed(int fd) {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 20000) <= 0)
+            return out + "<timeout>";
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return out;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+TEST(Ferryd, HttpSharesThePortTheLimitsAndTheAccessLog) {
+    temp_dir root;
+    temp_dir logs;
+    write_file(root / "f", "x");
+    const auto access_log = logs / "access.log";
+    ferryd_process server{root.path(),
+                          {"--max-connections", "1", "--busy-retry-after", "2.5", "--access-log",
+                           access_log.string()}};
+    auto ferry = test_client::connect(server.port());
+    ferry.send(fp::stat_request{"f", false});
+    ASSERT_EQ(ferry.read<fp::stat_reply>().size, 1U);
+    // Over the limit, an HTTP client gets an HTTP refusal, in whole seconds.
+    auto refused = test_client::connect(server.port());
+    const std::string get = "GET /f HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    refused.send_raw(std::as_bytes(std::span{get}));
+    const auto refusal = read_until_closed(refused.fd());
+    EXPECT_EQ(refusal.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0U) << refusal;
+    EXPECT_NE(refusal.find("\r\nRetry-After: 3\r\n"), std::string::npos) << refusal;
+    EXPECT_NE(refusal.find("\r\nConnection: close\r\n"), std::string::npos) << refusal;
+    // Give the slot back: HTTP is then served on the same port.
+    ::shutdown(ferry.fd(), SHUT_WR);
+    EXPECT_TRUE(ferry.wait_closed());
+    auto http = test_client::connect(server.port());
+    const std::string last = "GET /f HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    http.send_raw(std::as_bytes(std::span{last}));
+    const auto answer = read_until_closed(http.fd());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0U) << answer;
+    EXPECT_EQ(answer.substr(answer.size() - 5), "\r\n\r\nx");
+    EXPECT_EQ(server.stop(), 0);
+    const auto log = read_file(access_log);
+    EXPECT_NE(log.find(" FERRY STAT \"f\" - 0 ok "), std::string::npos) << log;
+    EXPECT_NE(log.find(" HTTP/1.1 GET \"/f\" - 1 200 "), std::string::npos) << log;
+}
+
 TEST(Ferryd, SigtermDrainsTransfersInFlightThenExitsZero) {
     temp_dir root;
     const std::size_t size = 32 << 20;
@@ -310,7 +359,7 @@ TEST(Ferryd, APathCannotForgeAnAccessLogLine) {
     const auto log = read_file(access_log);
     // One line per request, each a whole access line; the forged one inside its quotes.
     const std::regex line{R"(\[[^\]]+\] \[access\] \[info\] \[conn 1\] 127\.0\.0\.1:[0-9]+ )"
-                          R"((GET|STAT) "([^"\\]|\\.)*" [^"]*\n)"};
+                          R"(FERRY (GET|STAT) "([^"\\]|\\.)*" [^"]*\n)"};
     std::size_t lines = 0;
     for (std::sregex_iterator it{log.begin(), log.end(), line}, end; it != end; ++it)
         ++lines;

@@ -48,6 +48,11 @@ public:
     /// before its next 1 MiB block.
     asio::awaitable<digest_outcome> digest(int fd, const protocol::file_identity& id);
 
+    /// The digest of the file version `id` if it is cached (computed and unchanged), without
+    /// starting a computation: for answers that only mention a digest the server already has
+    /// (HTTP's Repr-Digest). Thread-safe; takes the service's lock briefly.
+    std::optional<protocol::sha256_digest> cached(const protocol::file_identity& id);
+
     /// The pool for other blocking work (directory listings): not the digests' threads.
     asio::thread_pool& pool() noexcept { return blocking_pool_; }
 

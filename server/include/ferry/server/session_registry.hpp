@@ -140,6 +140,8 @@ struct connection {
     std::uint16_t port;                      ///< the peer's
     bool timed_out = false;                  ///< the sweeper ended the parked wait
     bool busy = false;                       ///< a coroutine is serving it
+    /// The protocol its first byte chose (docs/http.md): kept for the connection's life.
+    enum class front : std::uint8_t { unknown, ferry, http } protocol = front::unknown;
     asio::cancellation_signal signal;        ///< cancels that coroutine (only while busy)
     handler_memory wait_memory;
     hook all_hook;    ///< in the registry's list of every connection

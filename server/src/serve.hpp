@@ -1,0 +1,86 @@
+// serve: what both fronts of a connection share. The Ferry front (ferry_front.cpp) and the
+// HTTP front (http_front.cpp) only decode requests and encode answers; resolving and opening
+// (path_resolver), sending a byte range (file_sender), listing a directory, digests and the
+// ways a connection ends are here, called the same way by both.
+#pragma once
+
+#include "ferry/protocol/messages.hpp"
+#include "ferry/server/session.hpp"
+
+#include <cstdint>
+#include <dirent.h>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace ferry::server {
+
+/// `[address]:port` of a connection's peer, for logs.
+std::string peer_of(const connection& c);
+
+/// A network outcome as a session's close reason ("closed by peer", "request timeout").
+std::string describe(const transport::error_code& ec);
+
+/// Closes after an error answer: stop sending, then read and discard what the peer still sends
+/// (for at most a second and 64 KiB), so the close does not reset the connection and destroy
+/// the answer before the peer reads it.
+asio::awaitable<void> lingering_close(stream_socket& socket);
+
+/// Holds TCP_CORK on a socket for its lifetime; uncorking flushes what is queued. A no-op on
+/// sockets that are not TCP.
+class tcp_cork {
+public:
+    explicit tcp_cork(stream_socket& s);
+    tcp_cork(const tcp_cork&) = delete;
+    tcp_cork& operator=(const tcp_cork&) = delete;
+    ~tcp_cork();
+
+private:
+    int fd_;
+};
+
+/// Bodies up to this size are read into memory and leave with their header (and trailer) in
+/// one send: a 4 KiB file costs two system calls (pread, send) where sendfile under TCP_CORK
+/// costs five (cork, send, sendfile, send, uncork), and copying 16 KiB costs less than one.
+inline constexpr std::uint64_t small_body = 16 * 1024;
+
+/// Reads `out.size()` bytes of `fd` from `offset` (page cache, on the I/O thread, the same
+/// trade-off as sendfile). Returns the bytes read (fewer: the file ended), or -errno.
+std::int64_t read_at(int fd, std::span<std::byte> out, std::uint64_t offset) noexcept;
+
+/// Completes when the peer has closed (or reset) the connection while its request is served.
+/// Bytes of a pipelined request mean it still waits: then it only ends when cancelled.
+asio::awaitable<void> peer_gone(stream_socket& socket);
+
+/// The file's digest, or operation_aborted once nobody waits for it: the peer closed, or the
+/// session was cancelled. Either way the digest service stops hashing if nobody else waits.
+asio::awaitable<digest_outcome> digest_for_peer(stream_socket& socket, const session_context& ctx,
+                                                int fd, const protocol::file_identity& id);
+
+/// A directory being read; shared with the listing pool's tasks.
+using dir_ptr = std::shared_ptr<DIR>;
+
+/// Takes over `dir`'s descriptor (a directory from path_resolver::open_directory); null if it
+/// cannot be read.
+dir_ptr open_dir_stream(resolved& dir);
+
+/// The next entry of `dir` a listing shows (blocking: call it on the listing pool). Leaves out
+/// `.` and `..`, names that are not UTF-8 (no request could name them, docs/protocol.md 6),
+/// those `resolver` does not list (dotfiles under --dotfiles=deny) and entries removed since
+/// readdir. nullopt at the end; then `error` holds readdir's errno (0: the end).
+std::optional<protocol::list_entry> next_listed(DIR* dir, const path_resolver& resolver,
+                                                int& error);
+
+// ---- the two fronts: each serves a connection's requests while they arrive back to back, and
+// returns why the connection ended, or nothing when it is idle and should be parked again.
+
+asio::awaitable<std::optional<std::string>> serve_ferry(connection& c, const session_context& ctx);
+asio::awaitable<std::optional<std::string>> serve_http(connection& c, const session_context& ctx,
+                                                       const session_registry& registry);
+
+/// A busy refusal in each protocol (the connection is then closed by the caller).
+asio::awaitable<void> refuse_busy_ferry(stream_socket& socket, const session_context& ctx);
+asio::awaitable<void> refuse_busy_http(stream_socket& socket, const session_context& ctx);
+
+} // namespace ferry::server
