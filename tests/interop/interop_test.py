@@ -6,14 +6,16 @@ nginx started the same way). Python 3 standard library only.
     interop_test.py --server nginx --suite clients|raw|chromium
 
 Suites:
-  clients   curl (whole files, -I, -r ranges, -C - resume, keep-alive, --path-as-is traversal
-            attempts), wget (-c resume, exit codes), aria2c (-x4 -s4 -k1M --checksum), urllib
-            (GET, Range, If-None-Match/If-Modified-Since -> 304, If-Match -> 412, If-Range)
+  clients   curl (whole files, -I validators, -r ranges and 416, -C - resume, keep-alive,
+            Want-Repr-Digest, --path-as-is traversal attempts with a secret beside the root),
+            wget (-c resume, exit codes), aria2c (-x4 -s4 -k1M --checksum), urllib (GET, HEAD,
+            Range, If-None-Match/If-Modified-Since -> 304, If-Match -> 412, If-Range, the JSON
+            listing)
   raw       a table of malformed and hostile requests written on a raw socket, with the exact
             status each gets (docs/http.md): smuggling attempts, obs-fold, Host, versions,
             limits, methods, target decoding, ranges
   chromium  the directory listing loaded in headless Chromium, its DOM checked (links, names,
-            escaping, order, no dotfiles); exit 77 (a skipped CTest test) when Chromium is
+            escaping, UTF-8, sizes, dates, order, no dotfiles, links not made by script); exit 77 (a skipped CTest test) when Chromium is
             not installed or cannot start, saying so on stderr
 
 Every case prints one line (PASS/FAIL/SKIP and its name); the exit status is 1 when one failed,
