@@ -263,13 +263,15 @@ command_line parse_command_line(int argc, const char* const* argv) {
     }
 
     if (vm.count("help")) {
-        std::cout << "Usage: ferryd [options] DIR\n"
-                     "       ferryd --config FILE [options] [DIR]\n"
-                     "Serves the directory DIR (or --root DIR, or root in the --config file) to "
-                     "Ferry clients\n(protocol "
-                  << int{protocol::version} << "). There is no default: without a root, "
-                  << "ferryd refuses to start.\n\n"
-                  << all;
+        std::cout
+            << "Usage: ferryd [options] DIR\n"
+               "       ferryd --config FILE [options] [DIR]\n"
+               "Serves the directory DIR (or --root DIR, or root in the --config file) to "
+               "Ferry clients\n(protocol "
+            << int{protocol::version}
+            << ") and HTTP/1.1 clients on the same port. There is no default: without a root, "
+            << "ferryd refuses to start.\n\n"
+            << all;
         return {std::nullopt, 0};
     }
     if (vm.count("version")) {

@@ -7,6 +7,7 @@
 #include "ferry/server/offload.hpp"
 #include "ferry/transport/frame_io.hpp"
 #include "ferry/transport/with_timeout.hpp"
+#include "http_listing.hpp"
 #include "serve.hpp"
 
 #include <algorithm>
@@ -19,7 +20,6 @@
 #include <cstring>
 #include <ctime>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <spdlog/spdlog.h>
 #include <string>
@@ -43,8 +43,6 @@ namespace {
 constexpr std::size_t header_limit = 8 * 1024;
 /// The read buffer: a whole head plus what a pipelining client sent after it.
 constexpr std::size_t read_buffer_limit = 2 * header_limit;
-/// A listing shows at most this many entries, and says so when there are more.
-constexpr std::size_t max_listed = 100'000;
 
 using request = bhttp::request<bhttp::empty_body>;
 
@@ -171,6 +169,7 @@ struct exchange {
     unsigned status = 0;
     std::uint64_t bytes = 0;               ///< body bytes sent
     bool keep_open = true;                 ///< false: broken, or closed after the answer
+    bool cut = false;                      ///< cut short with a reset: no lingering close
     std::optional<http::byte_range> range; ///< a single 206 range (for the access log)
     std::uint64_t size = 0;
 };
@@ -287,6 +286,7 @@ asio::awaitable<exchange> send_with_body(request_context& r, int fd, std::uint64
         if (got != static_cast<std::int64_t>(length)) { // shrank, or a read error
             x.keep_open = false;
             x.status = 500;
+            x.cut = true;
             reset_on_close(r.socket);
             co_return x;
         }
@@ -305,6 +305,7 @@ asio::awaitable<exchange> send_with_body(request_context& r, int fd, std::uint64
     if (sent.ec || sent.truncated) {
         // Mid-body: the stream ends with a reset, as on the Ferry side.
         x.keep_open = false;
+        x.cut = true;
         reset_on_close(r.socket);
         co_return x;
     }
@@ -341,6 +342,7 @@ asio::awaitable<exchange> send_multipart(request_context& r, int fd, std::string
         x.bytes += sent.from_file;
         if (sent.ec || sent.truncated) {
             x.keep_open = false;
+            x.cut = true;
             reset_on_close(r.socket);
             co_return x;
         }
@@ -448,129 +450,6 @@ asio::awaitable<exchange> serve_file(request_context& r, resolved& file, std::st
 
 // ---- directories ----------------------------------------------------------------------------
 
-struct listing {
-    std::vector<fp::list_entry> entries;
-    bool truncated = false; ///< more than max_listed
-    int error = 0;
-};
-
-/// Reads up to max_listed entries (blocking: on the listing pool), sorted: directories first,
-/// then by name.
-listing read_listing(const dir_ptr& dir, const path_resolver& resolver) {
-    listing l;
-    while (auto e = next_listed(dir.get(), resolver, l.error)) {
-        if (l.entries.size() == max_listed) {
-            l.truncated = true;
-            break;
-        }
-        l.entries.push_back(std::move(*e));
-    }
-    std::sort(l.entries.begin(), l.entries.end(), [](const auto& a, const auto& b) {
-        const bool a_dir = a.kind == fp::file_kind::directory;
-        const bool b_dir = b.kind == fp::file_kind::directory;
-        return a_dir != b_dir ? a_dir : a.name < b.name;
-    });
-    return l;
-}
-
-std::int64_t seconds_of(std::int64_t ns) noexcept {
-    return ns >= 0 ? ns / 1'000'000'000 : (ns - 999'999'999) / 1'000'000'000;
-}
-
-/// nginx's `autoindex_format json` array, so one client reads both servers.
-std::string render_json(const listing& l) {
-    auto array = nlohmann::ordered_json::array();
-    for (const auto& e : l.entries) {
-        nlohmann::ordered_json j{{"name", e.name},
-                                 {"type", e.kind == fp::file_kind::directory ? "directory"
-                                          : e.kind == fp::file_kind::regular ? "file"
-                                                                             : "other"},
-                                 {"mtime", http::format_http_date(seconds_of(e.mtime_ns))}};
-        if (e.kind == fp::file_kind::regular)
-            j["size"] = e.size;
-        array.push_back(std::move(j));
-    }
-    return array.dump();
-}
-
-/// Text made safe inside HTML element content and quoted attribute values.
-void append_html_escaped(std::string& out, std::string_view text) {
-    for (const char ch : text) {
-        switch (ch) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '"':
-            out += "&quot;";
-            break;
-        case '\'':
-            out += "&#39;";
-            break;
-        default:
-            out += ch;
-        }
-    }
-}
-
-std::string human_size(std::uint64_t bytes) {
-    static constexpr std::array<std::string_view, 6> units{"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    if (bytes < 1024)
-        return fmt::format("{} B", bytes);
-    auto value = static_cast<double>(bytes);
-    std::size_t unit = 0;
-    while (value >= 1024 && unit + 1 < units.size()) {
-        value /= 1024;
-        ++unit;
-    }
-    return fmt::format("{:.1f} {}", value, units[unit]);
-}
-
-/// A page a person can use without JavaScript: a sorted table of links, sizes and dates.
-std::string render_html(const listing& l, std::string_view path) {
-    std::string out;
-    out.reserve(1024 + l.entries.size() * 200);
-    const std::string title = "/" + std::string{path} + (path.empty() ? "" : "/");
-    out += "<!DOCTYPE html>\n<html><head><meta charset=utf-8>"
-           "<meta name=viewport content=\"width=device-width\"><title>Index of ";
-    append_html_escaped(out, title);
-    out += "</title><style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-           "table{border-collapse:collapse}td,th{padding:.2em 1em;text-align:left}"
-           "td.s,th.s{text-align:right}tr:nth-child(even){background:#f4f4f4}"
-           "a{text-decoration:none}a:hover{text-decoration:underline}</style></head><body>\n"
-           "<h1>Index of ";
-    append_html_escaped(out, title);
-    out += "</h1>\n<table>\n<thead><tr><th>Name</th><th class=s>Size</th><th>Modified</th></tr>"
-           "</thead>\n<tbody>\n";
-    if (!path.empty())
-        out += "<tr><td><a href=\"../\">../</a></td><td class=s></td><td></td></tr>\n";
-    for (const auto& e : l.entries) {
-        const bool dir = e.kind == fp::file_kind::directory;
-        out += "<tr><td><a href=\"";
-        // The href is relative ("./name"), so a name with a ':' is never read as a scheme.
-        append_html_escaped(out, "./" + http::encode_path(e.name) + (dir ? "/" : ""));
-        out += "\">";
-        append_html_escaped(out, e.name);
-        out += dir ? "/</a></td><td class=s></td>" : "</a></td>";
-        if (!dir)
-            out +=
-                fmt::format("<td class=s title=\"{} bytes\">{}</td>", e.size, human_size(e.size));
-        out += "<td>";
-        out += http::format_http_date(seconds_of(e.mtime_ns));
-        out += "</td></tr>\n";
-    }
-    out += "</tbody>\n</table>\n";
-    if (l.truncated)
-        out += fmt::format("<p>Only the first {} entries are shown.</p>\n", max_listed);
-    out += "</body></html>\n";
-    return out;
-}
-
 asio::awaitable<exchange> serve_directory(request_context& r, std::string_view path,
                                           bool trailing_slash) {
     if (!trailing_slash && !path.empty()) {
@@ -599,7 +478,7 @@ asio::awaitable<exchange> serve_directory(request_context& r, std::string_view p
                                            ": " + std::strerror(l.error));
     const auto accept = field_of(r.req, bhttp::field::accept);
     const bool json = http::prefers_json(accept.value_or(std::string_view{}));
-    const auto body = json ? render_json(l) : render_html(l, path);
+    const auto body = json ? render_listing_json(l) : render_listing_html(l, path);
     exchange x;
     x.status = 200;
     start_head(r.out, 200);
@@ -842,7 +721,7 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
         log_access(ctx, c, &req, target, x, started);
         if (!x.keep_open) {
             why = keep_alive ? "aborted during an answer" : "closed after the answer";
-            linger = !keep_alive;
+            linger = !keep_alive && !x.cut;
             break;
         }
         if (buffer.size() == 0)
