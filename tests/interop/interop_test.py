@@ -534,8 +534,35 @@ def urllib_cases(run, c, tree):
     run.case("urllib GET / with Accept: application/json -> a JSON listing", listing_json)
 
 
-def clients_suite(run, tree, server):
+def busy_cases(run, tree, ferryd):
+    """A second ferryd with --max-connections 1, its one connection held by a keep-alive
+    client that has had its answer: curl gets 503 with Retry-After (docs/http.md)."""
+    def busy():
+        run_dir = os.path.join(tree.base, "run-busy")
+        os.makedirs(run_dir)
+        with start_ferryd(ferryd, tree.root, run_dir,
+                          ["--max-connections", "1", "--busy-retry-after", "2.5"]) as small:
+            holder = socket.create_connection(("127.0.0.1", small.port), timeout=SOCKET_LIMIT_S)
+            with holder:
+                holder.sendall(b"GET /one.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+                got = b""
+                while not got.endswith(b"\r\n\r\n" + tree.data[ONE]):
+                    chunk = holder.recv(4096)
+                    check(chunk, "the holding connection closed")
+                    got += chunk
+                busy_c = Clients(tree, small)
+                status, h, _ = busy_c.curl_get("/4k.bin")
+                expect_eq(status, 503, "status while the one connection is taken")
+                expect_eq(header(h, "retry-after"), "3", "Retry-After (2.5 s rounded up)")
+    run.case("curl against ferryd --max-connections 1, taken -> 503, Retry-After: 3", busy)
+
+
+def clients_suite(run, tree, server, ferryd=None):
     c = Clients(tree, server)
+    if ferryd:
+        busy_cases(run, tree, ferryd)
+    else:
+        run.skip("curl against a busy server", "the nginx fixture has no connection cap")
     whole_file_cases(run, c, tree)
     range_cases(run, c, tree)
     traversal_cases(run, c, tree)
@@ -899,7 +926,8 @@ def main():
                   f"127.0.0.1:{server.port}, tree in {base}", flush=True)
             suite = {"clients": clients_suite, "raw": raw_suite,
                      "chromium": chromium_suite}[args.suite]
-            if suite(run, tree, server) == SKIP:
+            extra = {"ferryd": args.ferryd} if args.suite == "clients" else {}
+            if suite(run, tree, server, **extra) == SKIP:
                 return SKIP
             if run.failed:
                 print(f"--- {server.name} log ---\n{server.log()[-4000:]}--- end ---", flush=True)
