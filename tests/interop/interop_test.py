@@ -15,8 +15,9 @@ Suites:
             status each gets (docs/http.md): smuggling attempts, obs-fold, Host, versions,
             limits, methods, target decoding, ranges
   chromium  the directory listing loaded in headless Chromium, its DOM checked (links, names,
-            escaping, UTF-8, sizes, dates, order, no dotfiles, links not made by script); exit 77 (a skipped CTest test) when Chromium is
-            not installed or cannot start, saying so on stderr
+            escaping, UTF-8, sizes, dates, order, no dotfiles, links not made by script);
+            exit 77 (a skipped CTest test) when Chromium is not installed or cannot start,
+            saying so on stderr
 
 Every case prints one line (PASS/FAIL/SKIP and its name); the exit status is 1 when one failed,
 and the last lines name the failed cases. Every client runs with a timeout; every server is
