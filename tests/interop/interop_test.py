@@ -7,7 +7,8 @@ nginx started the same way). Python 3 standard library only.
 
 Suites:
   clients   curl (whole files, -I validators, -r ranges and 416, -C - resume, keep-alive,
-            Want-Repr-Digest, --path-as-is traversal attempts with a secret beside the root),
+            Want-Repr-Digest, 503 + Retry-After when busy, --path-as-is traversal attempts with
+            a secret beside the root),
             wget (-c resume, exit codes), aria2c (-x4 -s4 -k1M --checksum), urllib (GET, HEAD,
             Range, If-None-Match/If-Modified-Since -> 304, If-Match -> 412, If-Range, the JSON
             listing)
