@@ -549,23 +549,42 @@ asio::awaitable<head_read> read_head(stream_socket& socket, boost::beast::flat_b
     head_read h;
     const auto deadline = clock::now() + timeout;
     bool start_line_done = false; // Beast takes the request line's bytes once it parsed them
+    // Beast applies its header limit to what one put() sees, not to the whole head: the head's
+    // size is counted here, across reads (a head of many small fields is 431 too).
+    std::size_t taken = 0;
+    bool line_ended = false; // the bytes taken so far end with '\n': a fold may start the next
+    const auto refuse_size = [&] {
+        h.parse = bhttp::error::header_limit;
+        h.status = start_line_done ? 431 : 414;
+    };
     for (;;) {
         if (buffer.size() > 0) {
             boost::beast::error_code ec;
             const auto data = buffer.data();
             const auto n = parser.put(data, ec);
-            if (!ec && parser.is_header_done()) {
-                h.obs_fold = has_obs_fold({static_cast<const char*>(data.data()), n});
-                buffer.consume(n);
-                co_return h;
+            const std::string_view part{static_cast<const char*>(data.data()), n};
+            if (n > 0) {
+                h.obs_fold = h.obs_fold || has_obs_fold(part) ||
+                             (line_ended && (part.front() == ' ' || part.front() == '\t'));
+                line_ended = part.back() == '\n';
             }
+            taken += n;
             buffer.consume(n);
             start_line_done = start_line_done || n > 0;
+            if (!ec && parser.is_header_done()) {
+                if (taken > header_limit)
+                    refuse_size();
+                co_return h;
+            }
             if (ec && ec != bhttp::error::need_more) {
                 h.parse = ec;
                 h.status =
                     refusal_status(ec, start_line_done,
                                    {static_cast<const char*>(buffer.data().data()), buffer.size()});
+                co_return h;
+            }
+            if (taken + buffer.size() > header_limit) { // all of it is head so far
+                refuse_size();
                 co_return h;
             }
             if (!ec && n > 0)
