@@ -490,7 +490,8 @@ int bench_command(const std::vector<std::string>& args) {
             o.targets.size(), o.targets.front().origin());
     const auto report = run_bench(o);
     if (json)
-        std::cout << report.json().dump(2) << "\n";
+        std::cout << report.json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << "\n";
     else
         std::cout << report.text();
     return report.error_total() == 0 ? 0 : static_cast<int>(exit_code::failure);

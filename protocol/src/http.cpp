@@ -532,7 +532,7 @@ bool if_range_holds(std::string_view if_range, const validators& v) {
         return tag && tag->opaque == v.etag;
     }
     const auto date = parse_http_date(if_range);
-    return date && *date == v.last_modified;
+    return date && *date == v.last_modified && v.last_modified_is_strong;
 }
 
 // ---- Repr-Digest ----

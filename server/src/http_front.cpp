@@ -360,7 +360,11 @@ asio::awaitable<exchange> serve_file(request_context& r, resolved& file, std::st
     std::string etag;
     format_etag(etag, file.st);
     const std::int64_t modified = file.st.st_mtim.tv_sec;
-    const http::validators v{etag, modified};
+    // Last-Modified is a strong validator only for a file unchanged in the last second.
+    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    const http::validators v{etag, modified, mtime_ns(file.st) + 1'000'000'000 <= now_ns};
     const http::conditions cond{field_of(r.req, bhttp::field::if_match),
                                 field_of(r.req, bhttp::field::if_none_match),
                                 field_of(r.req, bhttp::field::if_modified_since),

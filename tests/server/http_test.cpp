@@ -5,6 +5,7 @@
 #include "ferry/transport/sha256.hpp"
 #include "support/session_harness.hpp"
 
+#include <ctime>
 #include <fcntl.h>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -346,6 +347,28 @@ TEST_F(HttpTest, IfRangeThatNoLongerHoldsGetsTheWholeFile) {
     const auto stale = ask(get("/data.bin", "Range: bytes=0-0\r\nIf-Range: " + etag + "\r\n"));
     EXPECT_EQ(stale.status, 200);
     EXPECT_EQ(stale.body, data);
+}
+
+TEST_F(HttpTest, IfRangeByDateHoldsOnlyForAFileUnchangedForASecond) {
+    const auto set_mtime = [&](const char* name, std::time_t when) {
+        const timespec times[2] = {{0, UTIME_OMIT}, {when, 0}};
+        ASSERT_EQ(::utimensat(AT_FDCWD, (h.root / name).c_str(), times, 0), 0);
+    };
+    write_file(h.root / "old.bin", data);
+    set_mtime("old.bin", 784111777);
+    // Changed "now" (a future mtime stands for it without racing the clock): within its second
+    // a date cannot tell two versions apart.
+    write_file(h.root / "new.bin", data);
+    set_mtime("new.bin", std::time(nullptr) + 3600);
+    h.start();
+    const auto settled = ask(get("/old.bin", "Range: bytes=0-0\r\nIf-Range: Sun, 06 Nov 1994 "
+                                             "08:49:37 GMT\r\n"));
+    EXPECT_EQ(settled.status, 206);
+    EXPECT_EQ(settled.body, data.substr(0, 1));
+    const auto date = ask(get("/new.bin")).field("last-modified");
+    const auto fresh = ask(get("/new.bin", "Range: bytes=0-0\r\nIf-Range: " + date + "\r\n"));
+    EXPECT_EQ(fresh.status, 200);
+    EXPECT_EQ(fresh.body, data);
 }
 
 TEST_F(HttpTest, ConditionalsGive304And412) {

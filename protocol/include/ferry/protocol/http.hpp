@@ -80,6 +80,10 @@ std::optional<content_range> parse_content_range(std::string_view text);
 struct validators {
     std::string_view etag;          ///< a strong entity-tag, with its quotes: "\"abc\""
     std::int64_t last_modified = 0; ///< seconds since 1970
+    /// False when the representation changed within the second before the answer (RFC 9110
+    /// section 8.8.2.2): a date cannot then tell two versions apart, so If-Range by date does
+    /// not hold (the whole representation is sent).
+    bool last_modified_is_strong = true;
 };
 
 /// The conditional header fields of a request, as received (absent: nullopt).
@@ -103,7 +107,8 @@ enum class precondition {
 precondition evaluate_preconditions(const conditions& c, const validators& v);
 
 /// If-Range (RFC 9110 section 13.1.5): true when the Range may be honoured. An entity-tag
-/// must match strongly (a weak one never does); a date must equal Last-Modified exactly.
+/// must match strongly (a weak one never does); a date must equal Last-Modified exactly, and
+/// only when that date is strong (validators::last_modified_is_strong).
 /// Anything else (malformed) is false: the whole representation is sent.
 bool if_range_holds(std::string_view if_range, const validators& v);
 
