@@ -619,7 +619,8 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         const auto chunk = unversioned(st.identity) ? std::max<std::uint64_t>(st.size, 1) : o.chunk;
         if (unversioned(st.identity))
             bar.note("ferry: " + u.str() +
-                     ": the server sends no ETag or Last-Modified: one connection, no resume");
+                     ": the server sends no ETag, nor a Last-Modified a second older than its answer: "
+                     "one connection, no resume");
         const unsigned wanted = o.connections ? o.connections : automatic_connections(st.size);
         const unsigned workers = static_cast<unsigned>(std::max<std::uint64_t>(
             1, std::min<std::uint64_t>(wanted, (missing_bytes + chunk - 1) / chunk)));

@@ -72,7 +72,13 @@ template <class Fields>
 representation represented(const Fields& head, std::uint64_t size) {
     representation r;
     const auto etag = view(head[bhttp::field::etag]);
-    const auto modified = view(head[bhttp::field::last_modified]);
+    const auto stated = view(head[bhttp::field::last_modified]);
+    // Last-Modified tells two versions apart only when it is at least a second older than the
+    // answer's Date (RFC 9110 8.8.2.2): within that second a rewrite keeps its date.
+    const auto stated_s = http::parse_http_date(stated);
+    const auto answered_s = http::parse_http_date(view(head[bhttp::field::date]));
+    const auto modified =
+        stated_s && answered_s && *stated_s < *answered_s ? stated : std::string_view{};
     // The same validators as the last response on this thread (a load test, segments of one
     // file): the same identity, without hashing again.
     thread_local std::string last_etag, last_modified;
@@ -86,9 +92,8 @@ representation represented(const Fields& head, std::uint64_t size) {
     }
     r.identity = last_identity;
     r.validator = strong_etag(etag) ? etag : modified;
-    if (const auto s = http::parse_http_date(modified);
-        s && *s < INT64_MAX / 1'000'000'000 && *s > INT64_MIN / 1'000'000'000)
-        r.mtime_ns = *s * 1'000'000'000;
+    if (stated_s && *stated_s < INT64_MAX / 1'000'000'000 && *stated_s > INT64_MIN / 1'000'000'000)
+        r.mtime_ns = *stated_s * 1'000'000'000;
     book.remember(r.identity, r.validator);
     return r;
 }
@@ -396,7 +401,7 @@ asio::awaitable<failure> http_connection::start_get(const fp::get_request& reque
                 {}};
         head_text += "If-Range: " + *validator + "\r\n";
     } else if (unversioned && request.offset > 0) {
-        co_return failure::invalid("no ETag or Last-Modified, so a piece of the file cannot be "
+        co_return failure::invalid("no ETag or settled Last-Modified, so a piece of the file cannot be "
                                    "tied to one version (resume and segments are impossible)");
     }
     head_text += "\r\n";

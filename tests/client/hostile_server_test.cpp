@@ -404,34 +404,44 @@ TEST_F(HostileServer, HttpHeaderValuesReachTheTerminalEscaped) {
     EXPECT_TRUE(empty_dir(work.path()));
 }
 
-/// A server with neither ETag nor Last-Modified: nothing tells two versions apart, so the file
+/// A server with neither ETag nor Last-Modified, or with a Last-Modified as fresh as its answer
+/// (a rewrite within that second keeps the date): nothing tells two versions apart, so the file
 /// comes in one GET on one connection, whatever -j and --chunk-size say.
 TEST_F(HostileServer, AnHttpFileWithoutValidatorsComesInOneRequest) {
     const auto content = make_content(10000, 53);
-    std::mutex heads_mutex;
-    std::vector<std::string> gets;
-    fake_http_server server{[&](const std::string& head) {
-        if (head.starts_with("HEAD "))
-            return fake_http_server::reply{"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n"};
-        std::lock_guard lock{heads_mutex};
-        gets.push_back(head);
-        const auto range = range_of(head);
-        if (!range || range->first != 0 || range->second != 9999)
-            return fake_http_server::reply{"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
-        return fake_http_server::reply{
-            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9999/10000\r\n"
-            "Content-Length: 10000\r\n\r\n" +
-            content};
-    }};
-    auto r = ferry_split(work.path(),
-                         {"get", server.url("f.bin"), "-j", "4", "--chunk-size", "4096", "--json"});
-    ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(read_file(work / "f.bin"), content);
-    EXPECT_EQ(nlohmann::json::parse(r.out).at(0).at("connections"), 1);
-    EXPECT_NE(r.err.find("no ETag or Last-Modified: one connection, no resume"), std::string::npos)
-        << r.err;
-    ASSERT_EQ(gets.size(), 1U);
-    EXPECT_EQ(gets[0].find("If-Range"), std::string::npos) << gets[0];
+    const std::string now = "Fri, 04 Dec 2026 04:50:00 GMT";
+    for (const std::string& validators :
+         {std::string{}, "Last-Modified: " + now + "\r\nDate: " + now + "\r\n"}) {
+        SCOPED_TRACE(validators);
+        std::filesystem::remove(work / "f.bin");
+        std::mutex heads_mutex;
+        std::vector<std::string> gets;
+        fake_http_server server{[&](const std::string& head) {
+            if (head.starts_with("HEAD "))
+                return fake_http_server::reply{"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n" +
+                                               validators + "\r\n"};
+            std::lock_guard lock{heads_mutex};
+            gets.push_back(head);
+            const auto range = range_of(head);
+            if (!range || range->first != 0 || range->second != 9999)
+                return fake_http_server::reply{
+                    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
+            return fake_http_server::reply{
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9999/10000\r\n" +
+                validators + "Content-Length: 10000\r\n\r\n" + content};
+        }};
+        auto r = ferry_split(work.path(), {"get", server.url("f.bin"), "-j", "4", "--chunk-size",
+                                           "4096", "--json"});
+        ASSERT_EQ(r.code, 0) << r.err;
+        EXPECT_EQ(read_file(work / "f.bin"), content);
+        EXPECT_EQ(nlohmann::json::parse(r.out).at(0).at("connections"), 1);
+        EXPECT_NE(r.err.find("no ETag, nor a Last-Modified a second older than its answer: one "
+                             "connection, no resume"),
+                  std::string::npos)
+            << r.err;
+        ASSERT_EQ(gets.size(), 1U);
+        EXPECT_EQ(gets[0].find("If-Range"), std::string::npos) << gets[0];
+    }
 }
 
 } // namespace
