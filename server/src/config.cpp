@@ -111,9 +111,11 @@ po::options_description serving_options() {
         "digest-threads", strict_value<unsigned>()->default_value({2}),
         "threads computing SHA-256 digests (at least 1; listings have their own)")(
         "digest-cache-entries", strict_value<std::size_t>()->default_value({4096}),
-        "digests kept, by file identity")("log-level",
-                                          po::value<std::string>()->default_value("info"),
-                                          "trace | debug | info | warn | error | off")(
+        "digests kept, by file identity")(
+        "small-file-cache", strict_value<std::size_t>()->default_value({16 << 20}),
+        "bytes of small files (up to 16 KiB each) kept in memory, by version (0: none)")(
+        "log-level", po::value<std::string>()->default_value("info"),
+        "trace | debug | info | warn | error | off")(
         "access-log", po::value<std::string>(),
         "write the access log (one line per request) to this file instead of the main log");
     return serving;
@@ -158,6 +160,7 @@ server_config to_config(const po::variables_map& vm, const option_names& opt) {
     if (c.digest_threads == 0)
         throw config_error(opt("digest-threads") + " must be at least 1");
     c.digest_cache_entries = number<std::size_t>(vm, "digest-cache-entries");
+    c.small_file_cache = number<std::size_t>(vm, "small-file-cache");
     c.log_level = vm["log-level"].as<std::string>();
     if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
         throw config_error(opt("log-level") + " " + c.log_level +

@@ -61,18 +61,30 @@ asio::awaitable<error_code> send_error(stream_socket& socket, const session_cont
 }
 
 /// A GET whose body is at most small_body bytes and not rate-limited: header, body and trailer
-/// in one buffer. The body is read before anything is sent: a file that shrank is answered
+/// in one buffer. The body comes from `bytes` (the whole version the header describes, from
+/// the small-file cache) or is read before anything is sent: a file that shrank is answered
 /// with ERROR `changed` (the connection stays open), a file that changed while it was read gets
 /// the trailer `changed`; a read error is an ERROR, the stream intact.
 asio::awaitable<exchange> serve_small(stream_socket& socket, const session_context& ctx,
-                                      const resolved& file, const fp::get_header& header,
-                                      exchange x) {
+                                      const resolved& file, const std::string* bytes,
+                                      const fp::get_header& header, exchange x) {
     const auto header_size = fp::encoded_size(header);
     const auto trailer_size = fp::encoded_size(fp::get_trailer{});
     const auto length = static_cast<std::size_t>(header.length);
     auto buf = std::make_unique_for_overwrite<std::byte[]>(header_size + length + trailer_size);
     const std::span out{buf.get(), header_size + length + trailer_size};
     auto body = out.subspan(header_size, length);
+    if (bytes) {
+        std::memcpy(body.data(), bytes->data() + header.offset, length);
+        x.status = fp::status::ok;
+        x.bytes = length;
+        (void)fp::encode(header, out.first(header_size));
+        (void)fp::encode(fp::get_trailer{x.status}, out.last(trailer_size));
+        x.keep_open = !co_await transport::write_all(socket, out, ctx.config.progress_timeout);
+        if (!x.keep_open)
+            x.status = fp::status::internal_error;
+        co_return x;
+    }
     const auto got = read_at(file.fd.get(), body, header.offset);
     if (got < 0) {
         x.status = fp::status::internal_error;
@@ -103,7 +115,17 @@ asio::awaitable<exchange> serve_small(stream_socket& socket, const session_conte
 asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context& ctx,
                                     const fp::get_request& req, rate_limiter& limiter) {
     exchange x;
-    auto file = ctx.resolver.open_file(req.path);
+    // A small file whose version is in memory is neither opened nor read.
+    auto file = ctx.resolver.find_file(req.path);
+    auto bytes = file.status == fp::status::ok && limiter.unlimited() &&
+                         static_cast<std::uint64_t>(file.st.st_size) <= small_body
+                     ? ctx.small_files.find(file.st)
+                     : nullptr;
+    if (file.status == fp::status::ok && !bytes) {
+        file = ctx.resolver.open_readable(std::move(file));
+        if (file.status == fp::status::ok && limiter.unlimited())
+            bytes = keep_small_file(ctx, file);
+    }
     if (file.status != fp::status::ok) {
         x.status = file.status;
         x.keep_open = !co_await send_error(socket, ctx, file.status, file.reason + ": " + req.path);
@@ -129,7 +151,7 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     x.range = {req.offset, req.offset + length, size};
     fp::get_header header{identity, size, mtime_ns(file.st), req.offset, length};
     if (length <= small_body && limiter.unlimited())
-        co_return co_await serve_small(socket, ctx, file, header, std::move(x));
+        co_return co_await serve_small(socket, ctx, file, bytes.get(), header, std::move(x));
 
     // Header, body and trailer leave corked, as few segments as the kernel can make of them.
     const tcp_cork cork{socket};

@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
+#include <tuple>
 #include <vector>
 
 namespace ferry::server {
@@ -268,12 +269,20 @@ std::string multipart_end() {
     return fmt::format("\r\n--{}--\r\n", boundary());
 }
 
-/// Sends the head in r.out, then `length` bytes of `fd` from `offset`: in one send when small
-/// and not rate-limited, else corked with sendfile. A file that shrank cuts the connection.
-asio::awaitable<exchange> send_with_body(request_context& r, int fd, std::uint64_t offset,
-                                         std::uint64_t length, exchange x) {
+/// Sends the head in r.out, then `length` bytes of the file from `offset`: from `bytes` (the
+/// whole file, from the small-file cache) or read from `fd` in one send when small and not
+/// rate-limited, else corked with sendfile. A file that shrank cuts the connection.
+asio::awaitable<exchange> send_with_body(request_context& r, int fd, const std::string* bytes,
+                                         std::uint64_t offset, std::uint64_t length, exchange x) {
     const auto timeout = r.ctx.config.progress_timeout;
     if (r.head || length == 0) {
+        x.keep_open = !co_await transport::write_all(r.socket, bytes_of(r.out), timeout) &&
+                      r.after != persistence::close;
+        co_return x;
+    }
+    if (bytes && r.c.limiter.unlimited()) {
+        r.out.append(*bytes, static_cast<std::size_t>(offset), static_cast<std::size_t>(length));
+        x.bytes = length;
         x.keep_open = !co_await transport::write_all(r.socket, bytes_of(r.out), timeout) &&
                       r.after != persistence::close;
         co_return x;
@@ -352,11 +361,29 @@ asio::awaitable<exchange> send_multipart(request_context& r, int fd, std::string
     co_return x;
 }
 
-/// GET or HEAD of an open regular file (docs/http.md, files).
+/// GET or HEAD of a regular file found by find_file (docs/http.md, files).
 asio::awaitable<exchange> serve_file(request_context& r, resolved& file, std::string_view path) {
     exchange x;
     const auto size = static_cast<std::uint64_t>(file.st.st_size);
     x.size = size;
+    // A small file whose version is in memory is neither opened nor read; any other is opened
+    // now, so a file this server may not read is refused whatever the method.
+    auto bytes =
+        size <= small_body && r.c.limiter.unlimited() ? r.ctx.small_files.find(file.st) : nullptr;
+    bool readable = false;
+    const auto open_readable = [&] {
+        if (!readable)
+            file = r.ctx.resolver.open_readable(std::move(file));
+        readable = true;
+        return file.status == fp::status::ok;
+    };
+    if (!bytes) {
+        if (!open_readable())
+            co_return co_await answer_text(r, http_status(file.status),
+                                           file.reason + ": /" + std::string{path});
+        if (!r.head && r.c.limiter.unlimited())
+            bytes = keep_small_file(r.ctx, file);
+    }
     std::string etag;
     format_etag(etag, file.st);
     const std::int64_t modified = file.st.st_mtim.tv_sec;
@@ -409,6 +436,9 @@ asio::awaitable<exchange> serve_file(request_context& r, resolved& file, std::st
     const auto want_it = r.req.find("Want-Repr-Digest");
     if (want_it != r.req.end() &&
         http::wants_sha256({want_it->value().data(), want_it->value().size()})) {
+        if (!open_readable())
+            co_return co_await answer_text(r, http_status(file.status),
+                                           file.reason + ": /" + std::string{path});
         auto d = co_await digest_for_peer(r.socket, r.ctx, file.fd.get(), identity);
         if (d.ec == asio::error::operation_aborted) {
             x.status = 500;
@@ -435,9 +465,13 @@ asio::awaitable<exchange> serve_file(request_context& r, resolved& file, std::st
     add_field(r.out, "Accept-Ranges", "bytes");
     if (digest)
         add_field(r.out, "Repr-Digest", http::format_repr_digest(*digest));
-    if (partial && ranges.ranges.size() > 1)
+    if (partial && ranges.ranges.size() > 1) {
+        if (!open_readable())
+            co_return co_await answer_text(r, http_status(file.status),
+                                           file.reason + ": /" + std::string{path});
         co_return co_await send_multipart(r, file.fd.get(), type, ranges.ranges, size,
                                           std::move(x));
+    }
     std::uint64_t first = 0;
     std::uint64_t length = size;
     if (partial) {
@@ -449,7 +483,7 @@ asio::awaitable<exchange> serve_file(request_context& r, resolved& file, std::st
     add_field(r.out, "Content-Type", type);
     add_length(r.out, length);
     end_head(r.out, r.after);
-    co_return co_await send_with_body(r, file.fd.get(), first, length, std::move(x));
+    co_return co_await send_with_body(r, file.fd.get(), bytes.get(), first, length, std::move(x));
 }
 
 // ---- directories ----------------------------------------------------------------------------
@@ -502,7 +536,7 @@ asio::awaitable<exchange> serve_directory(request_context& r, std::string_view p
 
 /// Answers a GET or HEAD whose head passed every check.
 asio::awaitable<exchange> serve_target(request_context& r, const http::decoded_target& t) {
-    auto file = r.ctx.resolver.open_file(t.path);
+    auto file = r.ctx.resolver.find_file(t.path);
     if (file.status == fp::status::ok) {
         if (t.trailing_slash) // "file.txt/" names nothing
             co_return co_await answer_text(r, 404, "not found: /" + t.path + "/");
@@ -606,10 +640,12 @@ asio::awaitable<head_read> read_head(stream_socket& socket, boost::beast::flat_b
             h.partial = buffer.size() > 0;
             co_return h;
         }
-        auto [ec, n] = co_await with_timeout(
-            socket.async_read_some(buffer.prepare(std::min<std::size_t>(room, 4096)),
-                                   asio::deferred),
-            left);
+        const auto space = buffer.prepare(std::min<std::size_t>(room, 4096));
+        auto [ec, n] = transport::detail::try_receive(
+            socket, {static_cast<std::byte*>(space.data()), space.size()});
+        if (!ec && n == 0)
+            std::tie(ec, n) =
+                co_await with_timeout(socket.async_read_some(space, asio::deferred), left);
         if (ec) {
             h.net = ec;
             h.partial = buffer.size() > 0;

@@ -199,13 +199,22 @@ resolved path_resolver::reopen(resolved r, int flags) const {
     return r;
 }
 
-resolved path_resolver::open_file(std::string_view path) const {
+resolved path_resolver::find_file(std::string_view path) const {
     auto r = open(path, O_PATH);
+    if (r.status == status::ok && !S_ISREG(r.st.st_mode))
+        return failure(status::not_regular_file, "not a regular file");
+    return r;
+}
+
+resolved path_resolver::open_readable(resolved r) const {
+    return reopen(std::move(r), O_RDONLY | O_NONBLOCK);
+}
+
+resolved path_resolver::open_file(std::string_view path) const {
+    auto r = find_file(path);
     if (r.status != status::ok)
         return r;
-    if (!S_ISREG(r.st.st_mode))
-        return failure(status::not_regular_file, "not a regular file");
-    return reopen(std::move(r), O_RDONLY | O_NONBLOCK);
+    return open_readable(std::move(r));
 }
 
 resolved path_resolver::open_directory(std::string_view path) const {

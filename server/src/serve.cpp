@@ -65,6 +65,28 @@ tcp_cork::~tcp_cork() {
     ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
 }
 
+std::shared_ptr<const std::string> keep_small_file(const session_context& ctx,
+                                                   const resolved& file) {
+    const auto size = static_cast<std::uint64_t>(file.st.st_size);
+    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    if (size > small_body || ctx.config.small_file_cache == 0 ||
+        !ctx.small_files.settled(file.st, now_ns))
+        return nullptr;
+    auto bytes = std::make_shared<std::string>(size, '\0');
+    struct stat after {};
+    if (read_at(file.fd.get(), std::as_writable_bytes(std::span{*bytes}), 0) !=
+            static_cast<std::int64_t>(size) ||
+        ::fstat(file.fd.get(), &after) != 0 || make_identity(after) != make_identity(file.st) ||
+        after.st_ctim.tv_sec != file.st.st_ctim.tv_sec ||
+        after.st_ctim.tv_nsec != file.st.st_ctim.tv_nsec)
+        return nullptr; // changed while read: served from the descriptor, as it is
+    std::shared_ptr<const std::string> kept = std::move(bytes);
+    ctx.small_files.offer(file.st, kept, now_ns);
+    return kept;
+}
+
 std::int64_t read_at(int fd, std::span<std::byte> out, std::uint64_t offset) noexcept {
     std::size_t got = 0;
     while (got < out.size()) {

@@ -49,6 +49,14 @@ inline constexpr std::uint64_t small_body = 16 * 1024;
 /// trade-off as sendfile). Returns the bytes read (fewer: the file ended), or -errno.
 std::int64_t read_at(int fd, std::span<std::byte> out, std::uint64_t offset) noexcept;
 
+/// The whole contents of `file` (opened for reading, `file.st` its version) when it is small
+/// (at most small_body bytes) and settled enough to be kept in ctx.small_files: read, checked
+/// to be still the version `file.st` describes, and offered to the cache. Null otherwise: then
+/// read the bytes from the descriptor as usual. Find a version first with
+/// ctx.small_files.find(file.st), which needs no readable descriptor at all.
+std::shared_ptr<const std::string> keep_small_file(const session_context& ctx,
+                                                   const resolved& file);
+
 /// Completes when the peer has closed (or reset) the connection while its request is served.
 /// Bytes of a pipelined request mean it still waits: then it only ends when cancelled.
 asio::awaitable<void> peer_gone(stream_socket& socket);

@@ -280,6 +280,43 @@ TEST_F(HttpTest, AFileThatShrinksWhileSentCutsTheConnection) {
     EXPECT_EQ(h.sessions(), 0U);
 }
 
+TEST_F(HttpTest, ASmallFileIsServedFromMemoryOnlyInTheVersionThatWasRead) {
+    h.small_file_settle = std::chrono::nanoseconds{0}; // kept at once, not after a second
+    const std::string first = "the first version of the file\n";
+    const std::string second = "THE SECOND VERSION OF THE FILE\n";
+    ASSERT_EQ(first.size() + 1, second.size());
+    write_file(h.root / "small.txt", first + "!");
+    h.start();
+    auto conn = connect();
+    conn.send(get("/small.txt"));
+    EXPECT_EQ(conn.read().body, first + "!");
+    EXPECT_EQ(h.small_files().size_in_bytes(), first.size() + 1); // kept
+    conn.send(get("/small.txt", "Range: bytes=4-8\r\n"));         // a slice of what is kept
+    const auto slice = conn.read();
+    EXPECT_EQ(slice.status, 206);
+    EXPECT_EQ(slice.body, "first");
+
+    // Rewritten in place with the same size and its old mtime put back: only the ctime tells,
+    // and the new bytes are served.
+    struct stat before {};
+    ASSERT_EQ(::stat((h.root / "small.txt").c_str(), &before), 0);
+    write_file(h.root / "small.txt", second);
+    const struct timespec times[2] = {before.st_atim, before.st_mtim};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (h.root / "small.txt").c_str(), times, 0), 0);
+    conn.send(get("/small.txt"));
+    EXPECT_EQ(conn.read().body, second);
+
+    // Replaced by another file (a new inode) of the same size: the new bytes.
+    write_file(h.root / "other.txt", first + "?");
+    std::filesystem::rename(h.root / "other.txt", h.root / "small.txt");
+    conn.send(get("/small.txt"));
+    EXPECT_EQ(conn.read().body, first + "?");
+    // Its path is resolved every time: removed, it is gone, whatever is kept.
+    std::filesystem::remove(h.root / "small.txt");
+    conn.send(get("/small.txt"));
+    EXPECT_EQ(conn.read().status, 404);
+}
+
 TEST_F(HttpTest, HeadSendsTheSameHeadWithoutABody) {
     h.start();
     auto conn = connect();

@@ -5,6 +5,7 @@
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/rate_limiter.hpp"
 #include "ferry/server/session_registry.hpp"
+#include "ferry/server/small_file_cache.hpp"
 #include "ferry/transport/frame_io.hpp"
 #include "ferry/transport/with_timeout.hpp"
 #include "support/temp_dir.hpp"
@@ -132,6 +133,69 @@ struct ResolverTest : ::testing::Test {
     void TearDown() override { ::close(sock_); }
     int sock_ = -1;
 };
+
+/// A file version as fstat would describe it.
+struct stat version(std::uint64_t ino, std::int64_t size, std::int64_t mtime_s,
+                    std::int64_t ctime_s) {
+    struct stat st {};
+    st.st_dev = 1;
+    st.st_ino = ino;
+    st.st_size = size;
+    st.st_mtim.tv_sec = mtime_s;
+    st.st_ctim.tv_sec = ctime_s;
+    return st;
+}
+
+std::shared_ptr<const std::string> bytes(std::size_t n, char c) {
+    return std::make_shared<const std::string>(n, c);
+}
+
+TEST(SmallFileCache, KeepsOnlySettledVersionsAndAnswersOnlyForThatExactVersion) {
+    constexpr std::int64_t second = 1'000'000'000;
+    fs::small_file_cache cache{1000};
+    const auto v = version(7, 10, 100, 100);
+    cache.offer(v, bytes(10, 'a'), 100 * second + second / 2); // half a second old: not kept
+    EXPECT_EQ(cache.find(v), nullptr);
+    cache.offer(v, bytes(10, 'a'), 101 * second);
+    ASSERT_NE(cache.find(v), nullptr);
+    EXPECT_EQ(*cache.find(v), std::string(10, 'a'));
+    // Any other size, mtime or ctime of the same inode is another version.
+    EXPECT_EQ(cache.find(version(7, 11, 100, 100)), nullptr);
+    EXPECT_EQ(cache.find(version(7, 10, 99, 100)), nullptr);
+    EXPECT_EQ(cache.find(version(7, 10, 100, 150)), nullptr);
+    EXPECT_EQ(cache.find(version(8, 10, 100, 100)), nullptr);
+    // Bytes that are not the whole version are refused.
+    cache.offer(version(9, 10, 100, 100), bytes(9, 'b'), 200 * second);
+    EXPECT_EQ(cache.find(version(9, 10, 100, 100)), nullptr);
+    // A newer version of the inode replaces the old one.
+    const auto v2 = version(7, 10, 150, 150);
+    cache.offer(v2, bytes(10, 'c'), 200 * second);
+    EXPECT_EQ(*cache.find(v2), std::string(10, 'c'));
+    EXPECT_EQ(cache.find(v), nullptr);
+    EXPECT_EQ(cache.size_in_bytes(), 10U);
+}
+
+TEST(SmallFileCache, StaysWithinItsBudgetDroppingTheLeastRecentlyUsed) {
+    constexpr std::int64_t now = 1000LL * 1'000'000'000;
+    fs::small_file_cache cache{300};
+    for (std::uint64_t ino = 1; ino <= 3; ++ino)
+        cache.offer(version(ino, 100, 1, 1), bytes(100, 'x'), now);
+    EXPECT_EQ(cache.size_in_bytes(), 300U);
+    ASSERT_NE(cache.find(version(1, 100, 1, 1)), nullptr);    // 1 is now the most recent
+    cache.offer(version(4, 100, 1, 1), bytes(100, 'y'), now); // 2 goes
+    EXPECT_EQ(cache.size_in_bytes(), 300U);
+    EXPECT_EQ(cache.find(version(2, 100, 1, 1)), nullptr);
+    EXPECT_NE(cache.find(version(1, 100, 1, 1)), nullptr);
+    EXPECT_NE(cache.find(version(3, 100, 1, 1)), nullptr);
+    EXPECT_NE(cache.find(version(4, 100, 1, 1)), nullptr);
+    cache.offer(version(5, 301, 1, 1), bytes(301, 'z'), now); // larger than the budget
+    EXPECT_EQ(cache.find(version(5, 301, 1, 1)), nullptr);
+    EXPECT_EQ(cache.size_in_bytes(), 300U);
+
+    fs::small_file_cache none{0};
+    none.offer(version(1, 0, 1, 1), bytes(0, 'x'), now);
+    EXPECT_EQ(none.find(version(1, 0, 1, 1)), nullptr);
+}
 
 TEST_F(ResolverTest, HostileNamesNeverOpenAnythingOutsideTheRoot) {
     fs::path_resolver r{root.path(), fs::symlink_policy::inside};

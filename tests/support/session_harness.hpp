@@ -54,6 +54,8 @@ class session_harness {
 public:
     temp_dir root;
     fs::server_config config = test_config(root.path());
+    /// How old a small file's version must be before the small-file cache keeps it.
+    std::chrono::nanoseconds small_file_settle = std::chrono::seconds(1);
 
     /// Starts the io_context thread (after the test has adjusted `config`).
     void start() {
@@ -65,7 +67,10 @@ public:
                                                         config.digest_cache_entries);
         limits_ = std::make_unique<fs::connection_limits>(config.max_connections,
                                                           config.max_connections_per_ip);
-        session_ctx_.emplace(fs::session_context{config, *resolver_, *digests_, *log_, *log_});
+        small_files_ =
+            std::make_unique<fs::small_file_cache>(config.small_file_cache, small_file_settle);
+        session_ctx_.emplace(
+            fs::session_context{config, *resolver_, *digests_, *small_files_, *log_, *log_});
         thread_ = std::thread([this] { ctx_.run(); });
     }
 
@@ -110,6 +115,7 @@ public:
     }
     fs::session_registry& registry() { return registry_; }
     fs::digest_service& digests() { return *digests_; }
+    fs::small_file_cache& small_files() { return *small_files_; }
     std::size_t sessions() {
         std::size_t n = 0;
         on_server([&] { n = registry_.size(); });
@@ -121,6 +127,7 @@ private:
     asio::executor_work_guard<asio::io_context::executor_type> guard_ = asio::make_work_guard(ctx_);
     std::unique_ptr<fs::path_resolver> resolver_;
     std::unique_ptr<fs::digest_service> digests_;
+    std::unique_ptr<fs::small_file_cache> small_files_;
     std::unique_ptr<fs::connection_limits> limits_;
     fs::session_registry registry_{ctx_}; // its connections hold slots of limits_
     std::shared_ptr<spdlog::logger> log_ =

@@ -43,6 +43,7 @@ struct server_config {
     dotfile_policy dotfiles = dotfile_policy::deny;
     unsigned digest_threads = 2;
     std::size_t digest_cache_entries = 4096;
+    std::size_t small_file_cache = 16 << 20; ///< bytes; 0: off
     std::string log_level = "info";
     std::optional<std::filesystem::path> access_log;
 

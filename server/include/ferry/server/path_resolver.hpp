@@ -72,6 +72,12 @@ public:
     /// is first opened O_PATH and checked with fstat, then the same inode is re-opened for
     /// reading, so FIFOs, devices and sockets are refused without being opened.
     resolved open_file(std::string_view path) const;
+    /// A regular file, found but not opened: an O_PATH descriptor and its metadata (the same
+    /// refusals as open_file). open_readable turns it into what open_file returns.
+    resolved find_file(std::string_view path) const;
+    /// Re-opens exactly the inode `r` (from find_file or stat_path) names, read-only and
+    /// non-blocking.
+    resolved open_readable(resolved r) const;
     /// A directory, opened for reading its entries (not_regular_file if it is not one).
     resolved open_directory(std::string_view path) const;
     /// Metadata only (an O_PATH descriptor): for STAT.

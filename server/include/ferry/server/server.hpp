@@ -68,6 +68,7 @@ private:
     server_loggers log_;
     path_resolver resolver_;
     digest_service digests_;
+    small_file_cache small_files_;
     connection_limits limits_;
     session_context session_ctx_;
     std::vector<std::unique_ptr<worker>> workers_;

@@ -6,6 +6,7 @@
 #include "ferry/server/file_sender.hpp"
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/session_registry.hpp"
+#include "ferry/server/small_file_cache.hpp"
 #include "ferry/transport/asio.hpp"
 
 #include <cstdint>
@@ -19,6 +20,7 @@ struct session_context {
     const server_config& config;
     const path_resolver& resolver;
     digest_service& digests;
+    small_file_cache& small_files;
     spdlog::logger& log;    ///< "session": open/close lines, warnings
     spdlog::logger& access; ///< one line per request
 };
