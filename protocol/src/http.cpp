@@ -389,12 +389,27 @@ std::string format_http_date(std::int64_t unix_seconds) {
     const sys_days d{std::chrono::days{days}};
     const year_month_day ymd{d};
     const weekday wd{d};
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%s, %02u %s %04d %02d:%02d:%02d GMT", weekdays[wd.c_encoding()],
-                  static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
-                  static_cast<int>(ymd.year()), static_cast<int>(rest / 3600),
-                  static_cast<int>(rest / 60 % 60), static_cast<int>(rest % 60));
-    return buf;
+    // By hand: every answer carries one or two of these, and snprintf showed in profiles.
+    const auto digits = [](std::string& out, unsigned value, int width) {
+        char buf[4];
+        for (int i = width - 1; i >= 0; --i, value /= 10)
+            buf[i] = static_cast<char>('0' + value % 10);
+        out.append(buf, static_cast<std::size_t>(width));
+    };
+    std::string out;
+    out.reserve(29);
+    out.append(weekdays[wd.c_encoding()]).append(", ");
+    digits(out, static_cast<unsigned>(ymd.day()), 2);
+    out.append(" ").append(months[static_cast<unsigned>(ymd.month()) - 1]).append(" ");
+    digits(out, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
+    out += ' ';
+    digits(out, static_cast<unsigned>(rest / 3600), 2);
+    out += ':';
+    digits(out, static_cast<unsigned>(rest / 60 % 60), 2);
+    out += ':';
+    digits(out, static_cast<unsigned>(rest % 60), 2);
+    out.append(" GMT");
+    return out;
 }
 
 std::optional<std::int64_t> parse_http_date(std::string_view text) {
