@@ -154,9 +154,9 @@ TEST(SmallFileCache, KeepsOnlySettledVersionsAndAnswersOnlyForThatExactVersion) 
     constexpr std::int64_t second = 1'000'000'000;
     fs::small_file_cache cache{1000};
     const auto v = version(7, 10, 100, 100);
-    cache.offer(v, bytes(10, 'a'), 100 * second + second / 2); // half a second old: not kept
+    cache.offer(v, bytes(10, 'a'), 101 * second + second / 2); // 1.5 s old: not kept yet
     EXPECT_EQ(cache.find(v), nullptr);
-    cache.offer(v, bytes(10, 'a'), 101 * second);
+    cache.offer(v, bytes(10, 'a'), 102 * second);
     ASSERT_NE(cache.find(v), nullptr);
     EXPECT_EQ(*cache.find(v), std::string(10, 'a'));
     // Any other size, mtime or ctime of the same inode is another version.
