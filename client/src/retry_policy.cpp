@@ -12,8 +12,19 @@ bool retryable(const failure& f) noexcept {
             f.error.code == fp::status::internal_error);
 }
 
+namespace {
+
+/// A seed per policy from one random_device read per thread: a bench of 10,000 clients made
+/// 10,000 random_devices (2 % of its time).
+std::uint64_t fresh_seed() {
+    thread_local std::mt19937_64 seeds{std::random_device{}()};
+    return seeds();
+}
+
+} // namespace
+
 retry_policy::retry_policy(unsigned attempts, std::optional<std::uint64_t> seed)
-    : attempts_(attempts), rng_(seed ? *seed : std::random_device{}()) {}
+    : attempts_(attempts), rng_(seed ? *seed : fresh_seed()) {}
 
 std::optional<clock::duration> retry_policy::next(const failure& f) {
     if (!retryable(f) || used_ >= attempts_)
