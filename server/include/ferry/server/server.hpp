@@ -69,6 +69,7 @@ private:
     path_resolver resolver_;
     digest_service digests_;
     connection_limits limits_;
+    listing_limit listings_;
     session_context session_ctx_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::vector<std::uint16_t> ports_;

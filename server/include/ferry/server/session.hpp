@@ -4,6 +4,7 @@
 #include "ferry/server/config.hpp"
 #include "ferry/server/digest_service.hpp"
 #include "ferry/server/file_sender.hpp"
+#include "ferry/server/listing_limit.hpp"
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/session_registry.hpp"
 #include "ferry/transport/asio.hpp"
@@ -21,6 +22,7 @@ struct session_context {
     digest_service& digests;
     spdlog::logger& log;    ///< "session": open/close lines, warnings
     spdlog::logger& access; ///< one line per request
+    listing_limit& listings; ///< --max-listings, server-wide
 };
 
 /// Identifies a refused connection in logs: `[conn <id>] <peer>`.
