@@ -105,7 +105,8 @@ void listing_renderer::start(std::string& out) const {
         out += '[';
         return;
     }
-    const std::string title = "/" + path_ + (path_.empty() ? "" : "/");
+    // The path of a directory's URL keeps its slash ("sub/"); the root's is "".
+    const std::string title = "/" + path_ + (path_.empty() || path_.ends_with('/') ? "" : "/");
     out += "<!DOCTYPE html>\n<html><head><meta charset=utf-8>"
            "<meta name=viewport content=\"width=device-width\"><title>Index of ";
     append_html_escaped(out, title);
