@@ -799,5 +799,38 @@ TEST_F(HttpTest, AListingWhoseClientLeavesMidwayFreesItsSlot) {
     EXPECT_EQ(other.read().status, 200);
 }
 
+TEST_F(HttpTest, AListingToAReaderThatStallsIsCutAfterTheProgressTimeout) {
+    make_directory(h.root / "big", 4000, 0, 200);
+    h.config.progress_timeout = std::chrono::milliseconds(300);
+    h.start();
+    auto stalled = connect();
+    stalled.set_receive_buffer(16 * 1024);
+    stalled.send(get("/big/"));
+    EXPECT_EQ(stalled.read(true).status, 200);
+    // Bounded wait for the progress timeout to end the listing, reading nothing meanwhile.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (h.listings().active() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
+    EXPECT_EQ(h.listings().active(), 0U);
+    stalled.wait_ended();
+    // Cut short: what was queued, never the last chunk.
+    EXPECT_LT(stalled.leftover().size(), 1'000'000U);
+    EXPECT_FALSE(stalled.leftover().ends_with("\r\n0\r\n\r\n"));
+}
+
+TEST_F(HttpTest, WhileDrainingAListingSaysCloseAndIsTheLast) {
+    const auto entries = make_directory(h.root / "big", 1000, 5);
+    h.start();
+    auto conn = connect();
+    h.on_server([&] { h.registry().drain(std::chrono::milliseconds(5000)); });
+    conn.send(get("/big/") + get("/hello.txt"));
+    const auto r = conn.read();
+    EXPECT_EQ(r.field("connection"), "close");
+    EXPECT_EQ(r.field("transfer-encoding"), "chunked");
+    EXPECT_TRUE(r.body == expected_html("big", entries));
+    EXPECT_EQ(conn.wait_ended(), "eof"); // the pipelined request is not answered
+    EXPECT_EQ(conn.leftover(), "");
+}
+
 } // namespace
 } // namespace ferry::test
