@@ -484,7 +484,6 @@ asio::awaitable<exchange> send_listing(request_context& r, listing_renderer& bod
         const auto at = r.out.size();
         more = body.next(r.out, listing_piece);
         const auto n = r.out.size() - at;
-        x.bytes += n;
         if (chunked && n > 0) {
             r.out.insert(at, fmt::format("{:x}\r\n", n));
             r.out += "\r\n";
@@ -498,6 +497,7 @@ asio::awaitable<exchange> send_listing(request_context& r, listing_renderer& bod
             reset_on_close(r.socket);
             co_return x;
         }
+        x.bytes += n;
         r.out.clear();
     }
     x.keep_open = r.after != persistence::close;
@@ -806,7 +806,7 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
         if (!x.keep_open) {
             // (r.after: an HTTP/1.0 listing closes the connection whatever the request asked)
             const bool closing = r.after == persistence::close;
-            why = closing ? "closed after the answer" : "aborted during an answer";
+            why = closing && !x.cut ? "closed after the answer" : "aborted during an answer";
             linger = closing && !x.cut;
             break;
         }
