@@ -96,6 +96,8 @@ po::options_description serving_options() {
         "connections served at once; more get 'busy'")(
         "max-connections-per-ip", strict_value<std::size_t>()->default_value({0}),
         "connections per client address (0: no limit)")(
+        "max-listings", strict_value<std::size_t>()->default_value({32}),
+        "directory listings in progress at once (HTTP and Ferry LIST); more get 'busy'")(
         "busy-retry-after", strict_value<double>()->default_value({1.0}),
         "seconds a 'busy' reply tells the client to wait")(
         "request-timeout", strict_value<double>()->default_value({10.0}),
@@ -150,6 +152,9 @@ server_config to_config(const po::variables_map& vm, const option_names& opt) {
     if (c.max_connections == 0)
         throw config_error(opt("max-connections") + " must be at least 1");
     c.max_connections_per_ip = number<std::size_t>(vm, "max-connections-per-ip");
+    c.max_listings = number<std::size_t>(vm, "max-listings");
+    if (c.max_listings == 0)
+        throw config_error(opt("max-listings") + " must be at least 1");
     c.busy_retry_after = seconds_option(vm, "busy-retry-after", opt);
     c.request_timeout = seconds_option(vm, "request-timeout", opt);
     c.progress_timeout = seconds_option(vm, "progress-timeout", opt);

@@ -262,6 +262,14 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
             !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
         co_return x;
     }
+    const auto slot = ctx.listings.try_acquire(); // held until LIST_END (--max-listings)
+    if (!slot) {
+        x.status = fp::status::busy;
+        x.keep_open = !co_await send_error(
+            socket, ctx, x.status, "busy: too many directory listings at once; retry later", false,
+            static_cast<std::uint32_t>(ctx.config.busy_retry_after.count()));
+        co_return x;
+    }
     const dir_ptr dir = open_dir_stream(target);
     if (!dir) {
         x.status = fp::status::internal_error;

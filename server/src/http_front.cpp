@@ -488,6 +488,57 @@ asio::awaitable<exchange> serve_file(request_context& r, resolved& file, std::st
 
 // ---- directories ----------------------------------------------------------------------------
 
+/// A listing's body is rendered and sent a piece of about this size at a time: what it holds
+/// of its text (besides its entries) however slowly the client reads.
+constexpr std::size_t listing_piece = 64 * 1024;
+
+/// The Retry-After of a busy answer: --busy-retry-after in whole seconds, rounded up.
+std::int64_t retry_after_seconds(const server_config& config) {
+    return (config.busy_retry_after.count() + 999) / 1000;
+}
+
+/// The head of a listing's 200 in r.out: a GET's and a HEAD's alike.
+void listing_head(request_context& r, bool json, bool chunked) {
+    start_head(r.out, 200);
+    add_field(r.out, "Content-Type", json ? "application/json" : "text/html; charset=utf-8");
+    add_field(r.out, "Vary", "Accept");
+    if (chunked)
+        add_field(r.out, "Transfer-Encoding", "chunked");
+    end_head(r.out, r.after);
+}
+
+/// Sends the head in r.out, then the body a piece at a time (the first piece with the head):
+/// as chunks, or as it is when the connection's close ends it. Each write has the progress
+/// timeout; a write that fails, or cancellation, cuts the connection mid-body.
+asio::awaitable<exchange> send_listing(request_context& r, listing_renderer& body, bool chunked,
+                                       exchange x) {
+    const auto timeout = r.ctx.config.progress_timeout;
+    auto cancel_state = co_await asio::this_coro::cancellation_state;
+    for (bool more = true; more;) {
+        const auto at = r.out.size();
+        more = body.next(r.out, listing_piece);
+        const auto n = r.out.size() - at;
+        if (chunked && n > 0) {
+            r.out.insert(at, fmt::format("{:x}\r\n", n));
+            r.out += "\r\n";
+        }
+        if (chunked && !more)
+            r.out += "0\r\n\r\n"; // the last chunk, no trailer
+        if (co_await transport::write_all(r.socket, bytes_of(r.out), timeout) ||
+            (more && cancel_state.cancelled() != asio::cancellation_type::none)) {
+            x.keep_open = false;
+            x.cut = true;
+            reset_on_close(r.socket);
+            co_return x;
+        }
+        x.bytes += n;
+        r.out.clear();
+    }
+    x.keep_open = r.after != persistence::close;
+    co_return x;
+}
+
+/// GET or HEAD of a directory (docs/http.md, directories).
 asio::awaitable<exchange> serve_directory(request_context& r, std::string_view path,
                                           bool trailing_slash) {
     if (!trailing_slash && !path.empty()) {
@@ -500,6 +551,28 @@ asio::awaitable<exchange> serve_directory(request_context& r, std::string_view p
     if (dir.status != fp::status::ok)
         co_return co_await answer_text(r, http_status(dir.status),
                                        dir.reason + ": /" + std::string{path});
+    const auto accept = field_of(r.req, bhttp::field::accept);
+    const bool json = http::prefers_json(accept.value_or(std::string_view{}));
+    // HTTP/1.1 gets the body chunked; HTTP/1.0 has no chunks: there the connection's close ends
+    // the body (RFC 9112 6.3), so the connection closes after it whatever the request asked.
+    const bool chunked = r.req.version() == 11;
+    exchange x;
+    x.status = 200;
+    if (r.head) {
+        // The head needs the open directory only: nothing is read, no listing slot taken.
+        if (!chunked)
+            r.after = persistence::close;
+        listing_head(r, json, chunked);
+        x.keep_open = !co_await transport::write_all(r.socket, bytes_of(r.out),
+                                                     r.ctx.config.progress_timeout) &&
+                      r.after != persistence::close;
+        co_return x;
+    }
+    const auto slot = r.ctx.listings.try_acquire(); // held until the body is sent
+    if (!slot)
+        co_return co_await answer_text(
+            r, 503, "busy: too many directory listings at once; retry later",
+            fmt::format("Retry-After: {}\r\n", retry_after_seconds(r.ctx.config)));
     const dir_ptr stream = open_dir_stream(dir);
     if (!stream)
         co_return co_await answer_text(
@@ -514,24 +587,11 @@ asio::awaitable<exchange> serve_directory(request_context& r, std::string_view p
         co_return co_await answer_text(r, 500,
                                        "internal error: reading directory /" + std::string{path} +
                                            ": " + std::strerror(l.error));
-    const auto accept = field_of(r.req, bhttp::field::accept);
-    const bool json = http::prefers_json(accept.value_or(std::string_view{}));
-    const auto body = json ? render_listing_json(l) : render_listing_html(l, path);
-    exchange x;
-    x.status = 200;
-    start_head(r.out, 200);
-    add_field(r.out, "Content-Type", json ? "application/json" : "text/html; charset=utf-8");
-    add_field(r.out, "Vary", "Accept");
-    add_length(r.out, body.size());
-    end_head(r.out, r.after);
-    if (!r.head) {
-        r.out += body;
-        x.bytes = body.size();
-    }
-    x.keep_open =
-        !co_await transport::write_all(r.socket, bytes_of(r.out), r.ctx.config.progress_timeout) &&
-        r.after != persistence::close;
-    co_return x;
+    listing_renderer body{l, json ? listing_format::json : listing_format::html, path};
+    if (!chunked)
+        r.after = persistence::close;
+    listing_head(r, json, chunked);
+    co_return co_await send_listing(r, body, chunked, std::move(x));
 }
 
 /// Answers a GET or HEAD whose head passed every check.
@@ -780,8 +840,10 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
         x = co_await serve_target(r, t);
         log_access(ctx, c, &req, target, x, started);
         if (!x.keep_open) {
-            why = keep_alive ? "aborted during an answer" : "closed after the answer";
-            linger = !keep_alive && !x.cut;
+            // (r.after: an HTTP/1.0 listing closes the connection whatever the request asked)
+            const bool closing = r.after == persistence::close;
+            why = closing && !x.cut ? "closed after the answer" : "aborted during an answer";
+            linger = closing && !x.cut;
             break;
         }
         if (buffer.size() == 0)
@@ -796,7 +858,7 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
 asio::awaitable<void> refuse_busy_http(stream_socket& socket, const session_context& ctx) {
     std::string out;
     start_head(out, 503);
-    const auto seconds = (ctx.config.busy_retry_after.count() + 999) / 1000;
+    const auto seconds = retry_after_seconds(ctx.config);
     const std::string_view body = "busy: too many connections; retry later\n";
     fmt::format_to(std::back_inserter(out),
                    "Retry-After: {}\r\nContent-Type: text/plain; charset=utf-8\r\n"

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <fmt/format.h>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 namespace ferry::server {
@@ -65,35 +66,47 @@ listing read_listing(const dir_ptr& dir, const path_resolver& resolver) {
             l.truncated = true;
             break;
         }
-        l.entries.push_back(std::move(*e));
+        if (e->name.size() > fp::max_name_size) // NAME_MAX: cannot happen on Linux
+            continue;
+        l.entries.push_back(listed{e->size, e->mtime_ns, static_cast<std::uint32_t>(l.names.size()),
+                                   static_cast<std::uint8_t>(e->name.size()), e->kind});
+        l.names += e->name;
     }
-    std::sort(l.entries.begin(), l.entries.end(), [](const auto& a, const auto& b) {
+    std::sort(l.entries.begin(), l.entries.end(), [&l](const listed& a, const listed& b) {
         const bool a_dir = a.kind == fp::file_kind::directory;
         const bool b_dir = b.kind == fp::file_kind::directory;
-        return a_dir != b_dir ? a_dir : a.name < b.name;
+        return a_dir != b_dir ? a_dir : l.name_of(a) < l.name_of(b);
     });
+    // Held while the body is sent, perhaps to a slow reader: not the growth's spare room.
+    l.entries.shrink_to_fit();
+    l.names.shrink_to_fit();
     return l;
 }
 
-std::string render_listing_json(const listing& l) {
-    auto array = nlohmann::ordered_json::array();
-    for (const auto& e : l.entries) {
-        nlohmann::ordered_json j{{"name", e.name},
-                                 {"type", e.kind == fp::file_kind::directory ? "directory"
-                                          : e.kind == fp::file_kind::regular ? "file"
-                                                                             : "other"},
-                                 {"mtime", http::format_http_date(seconds_of(e.mtime_ns))}};
-        if (e.kind == fp::file_kind::regular)
-            j["size"] = e.size;
-        array.push_back(std::move(j));
+listing_renderer::listing_renderer(const listing& l, listing_format format, std::string_view path)
+    : l_(l), format_(format), path_(path) {}
+
+bool listing_renderer::next(std::string& out, std::size_t piece) {
+    const auto before = out.size();
+    if (!started_) {
+        start(out);
+        started_ = true;
     }
-    return array.dump();
+    while (at_ < l_.entries.size() && out.size() - before < piece)
+        row(out, l_.entries[at_++]);
+    if (at_ < l_.entries.size())
+        return true;
+    end(out);
+    return false;
 }
 
-std::string render_listing_html(const listing& l, std::string_view path) {
-    std::string out;
-    out.reserve(1024 + l.entries.size() * 200);
-    const std::string title = "/" + std::string{path} + (path.empty() ? "" : "/");
+void listing_renderer::start(std::string& out) const {
+    if (format_ == listing_format::json) {
+        out += '[';
+        return;
+    }
+    // The path of a directory's URL keeps its slash ("sub/"); the root's is "".
+    const std::string title = "/" + path_ + (path_.empty() || path_.ends_with('/') ? "" : "/");
     out += "<!DOCTYPE html>\n<html><head><meta charset=utf-8>"
            "<meta name=viewport content=\"width=device-width\"><title>Index of ";
     append_html_escaped(out, title);
@@ -105,28 +118,55 @@ std::string render_listing_html(const listing& l, std::string_view path) {
     append_html_escaped(out, title);
     out += "</h1>\n<table>\n<thead><tr><th>Name</th><th class=s>Size</th><th>Modified</th></tr>"
            "</thead>\n<tbody>\n";
-    if (!path.empty())
+    if (!path_.empty())
         out += "<tr><td><a href=\"../\">../</a></td><td class=s></td><td></td></tr>\n";
-    for (const auto& e : l.entries) {
-        const bool dir = e.kind == fp::file_kind::directory;
-        out += "<tr><td><a href=\"";
-        // The href is relative ("./name"), so a name with a ':' is never read as a scheme.
-        append_html_escaped(out, "./" + http::encode_path(e.name) + (dir ? "/" : ""));
-        out += "\">";
-        append_html_escaped(out, e.name);
-        out += dir ? "/</a></td><td class=s></td>" : "</a></td>";
-        if (!dir)
-            out +=
-                fmt::format("<td class=s title=\"{} bytes\">{}</td>", e.size, human_size(e.size));
-        out += "<td>";
-        out += http::format_http_date(seconds_of(e.mtime_ns));
-        out += "</td></tr>\n";
+}
+
+void listing_renderer::row(std::string& out, const listed& e) const {
+    const auto name = l_.name_of(e);
+    const auto modified = http::format_http_date(seconds_of(e.mtime_ns));
+    if (format_ == listing_format::json) {
+        // Byte for byte what nlohmann's dump() of the same array of objects gives.
+        if (&e != l_.entries.data())
+            out += ',';
+        out += "{\"name\":";
+        out += nlohmann::json(name).dump();
+        out += e.kind == fp::file_kind::directory ? ",\"type\":\"directory\""
+               : e.kind == fp::file_kind::regular ? ",\"type\":\"file\""
+                                                  : ",\"type\":\"other\"";
+        out += ",\"mtime\":\"";
+        out += modified;
+        out += '"';
+        if (e.kind == fp::file_kind::regular)
+            fmt::format_to(std::back_inserter(out), ",\"size\":{}", e.size);
+        out += '}';
+        return;
+    }
+    const bool dir = e.kind == fp::file_kind::directory;
+    out += "<tr><td><a href=\"";
+    // The href is relative ("./name"), so a name with a ':' is never read as a scheme.
+    append_html_escaped(out, "./" + http::encode_path(name) + (dir ? "/" : ""));
+    out += "\">";
+    append_html_escaped(out, name);
+    out += dir ? "/</a></td><td class=s></td>" : "</a></td>";
+    if (!dir)
+        fmt::format_to(std::back_inserter(out), "<td class=s title=\"{} bytes\">{}</td>", e.size,
+                       human_size(e.size));
+    out += "<td>";
+    out += modified;
+    out += "</td></tr>\n";
+}
+
+void listing_renderer::end(std::string& out) const {
+    if (format_ == listing_format::json) {
+        out += ']';
+        return;
     }
     out += "</tbody>\n</table>\n";
-    if (l.truncated)
-        out += fmt::format("<p>Only the first {} entries are shown.</p>\n", max_listed);
+    if (l_.truncated)
+        fmt::format_to(std::back_inserter(out), "<p>Only the first {} entries are shown.</p>\n",
+                       max_listed);
     out += "</body></html>\n";
-    return out;
 }
 
 } // namespace ferry::server

@@ -76,7 +76,9 @@ server::server(server_config config, server_loggers loggers)
       digests_(config_.digest_threads, config_.digest_cache_entries),
       small_files_(config_.small_file_cache),
       limits_(config_.max_connections, config_.max_connections_per_ip),
-      session_ctx_{config_, resolver_, digests_, small_files_, *log_.session, *log_.access} {
+      listings_(config_.max_listings), session_ctx_{config_,      resolver_,     digests_,
+                                                    small_files_, *log_.session, *log_.access,
+                                                    listings_} {
     for (unsigned i = 0; i < config_.threads; ++i)
         workers_.push_back(std::make_unique<worker>());
     for (auto endpoint : config_.listen) {

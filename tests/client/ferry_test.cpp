@@ -573,6 +573,24 @@ TEST_F(FerryCli, LsAndStat) {
     }
 }
 
+TEST_F(FerryCli, LsOverHttpReadsFerrydsChunkedListingWhole) {
+    // Several thousand entries: a listing of many chunks (ferryd sends 64 KiB at a time).
+    std::filesystem::create_directory(root / "d");
+    for (int i = 0; i < 3000; ++i)
+        write_file(root / "d" / ("entry-with-a-longish-name-" + std::to_string(i)), "x");
+    ferryd_process server{root.path()};
+    const auto url = "http://127.0.0.1:" + std::to_string(server.port()) + "/d";
+    auto ls = ferry(work.path(), {"ls", url, "--json"});
+    ASSERT_EQ(ls.code, 0) << ls.output.substr(0, 2000);
+    const auto entries = json_of(ls);
+    ASSERT_EQ(entries.size(), 3000U);
+    std::set<std::string> names;
+    for (const auto& e : entries)
+        names.insert(e["name"].get<std::string>());
+    EXPECT_EQ(names.size(), 3000U);
+    EXPECT_EQ(names.count("entry-with-a-longish-name-2999"), 1U);
+}
+
 } // namespace
 } // namespace ferry::test
 

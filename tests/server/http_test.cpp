@@ -5,10 +5,12 @@
 #include "ferry/transport/sha256.hpp"
 #include "support/session_harness.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <fcntl.h>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@ struct response {
     int status = 0;
     std::multimap<std::string, std::string> fields; ///< names lower-cased
     std::string body;
+    std::vector<std::size_t> chunks; ///< a chunked body: each chunk's size, in order
 
     std::string field(const std::string& name) const {
         const auto it = fields.find(name);
@@ -32,15 +35,17 @@ struct response {
     bool has(const std::string& name) const { return fields.count(name) > 0; }
 };
 
-/// A raw HTTP/1.1 client on a test_client's socket: sends bytes, reads responses by their
-/// Content-Length, and tells how the connection ends.
+/// A raw HTTP/1.1 client on a test_client's socket: sends bytes, reads responses (by their
+/// Content-Length, as chunks, or to the connection's end), and tells how the connection ends.
 class http_client {
 public:
     explicit http_client(test_client c) : c_(std::move(c)) {}
 
     void send(const std::string& text) { c_.send_raw(std::as_bytes(std::span{text})); }
 
-    /// The next response; `head`: the request was HEAD (or the answer a 304): no body.
+    /// The next response; `head`: the request was HEAD (or the answer a 304): no body. A body
+    /// with neither Content-Length nor chunks is read until the connection ends (then `ended`
+    /// tells how: "eof" for a body read whole).
     response read(bool head = false) {
         std::size_t end;
         while ((end = in_.find("\r\n\r\n")) == std::string::npos)
@@ -65,14 +70,39 @@ public:
             r.fields.emplace(name, value);
             at = next;
         }
-        if (!head && r.status != 304) {
-            const auto length = std::stoull(r.field("content-length"));
-            while (in_.size() < length)
-                fill();
-            r.body = in_.substr(0, length);
-            in_.erase(0, length);
+        if (head || r.status == 304)
+            return r;
+        if (r.has("content-length")) {
+            r.body = take(std::stoull(r.field("content-length")));
+        } else if (r.field("transfer-encoding") == "chunked") {
+            read_chunks(r);
+        } else {
+            ended = wait_ended();
+            r.body = std::exchange(in_, {});
         }
         return r;
+    }
+    std::string ended; ///< how a body delimited by the connection's end ended
+
+    /// Reads a chunked body strictly (RFC 9112 7.1: hex sizes without extensions, no trailer).
+    void read_chunks(response& r) {
+        for (;;) {
+            std::size_t end;
+            while ((end = in_.find("\r\n")) == std::string::npos)
+                fill();
+            const auto line = in_.substr(0, end);
+            in_.erase(0, end + 2);
+            ASSERT_FALSE(line.empty());
+            ASSERT_EQ(line.find_first_not_of("0123456789abcdef"), std::string::npos) << line;
+            const auto size = std::stoull(line, nullptr, 16);
+            if (size == 0) {
+                ASSERT_EQ(take(2), "\r\n"); // no trailer fields
+                return;
+            }
+            r.chunks.push_back(size);
+            r.body += take(size);
+            ASSERT_EQ(take(2), "\r\n");
+        }
     }
 
     /// Reads until the connection ends: "eof", "reset" or "timeout" (and nothing was left).
@@ -582,6 +612,261 @@ TEST_F(HttpTest, AnHtmlListingEscapesNamesAndEncodesLinks) {
     const auto root = ask(get("/"));
     EXPECT_EQ(root.body.find("href=\"../\""), std::string::npos); // none at the root
     EXPECT_NE(root.body.find("href=\"./sub/\""), std::string::npos);
+}
+
+// ---- large listings: streamed, bounded, capped ------------------------------------------------
+
+/// One entry of a directory the tests make: plain ASCII names, so the expected page needs no
+/// escaping.
+struct made_entry {
+    std::string name;
+    bool dir = false;
+    std::uint64_t size = 0;
+    std::int64_t mtime = 0; ///< seconds
+};
+
+/// Makes `files` files (names of varied length, `name_pad` more characters each, sizes under
+/// 1 KiB, distinct fixed mtimes) and `dirs` directories in `dir`, created in no sorted order;
+/// returns them sorted as a listing shows them: directories first, then by name.
+std::vector<made_entry> make_directory(const std::filesystem::path& dir, int files, int dirs,
+                                       std::size_t name_pad = 0) {
+    std::filesystem::create_directory(dir);
+    std::vector<made_entry> made;
+    for (int i = 0; i < files; ++i) {
+        const int n = (i * 7919) % files; // a permutation: not created in order
+        made_entry e{"f" + std::to_string(n) +
+                         std::string(static_cast<std::size_t>(n % 13) + name_pad, 'x') + ".dat",
+                     false, static_cast<std::uint64_t>(n % 1000), 1'600'000'000 + n};
+        write_file(dir / e.name, std::string(e.size, 'a'));
+        made.push_back(std::move(e));
+    }
+    for (int i = 0; i < dirs; ++i) {
+        made_entry e{"D" + std::to_string(dirs - i), true, 0, 1'500'000'000 + i};
+        std::filesystem::create_directory(dir / e.name);
+        made.push_back(std::move(e));
+    }
+    for (const auto& e : made) {
+        const timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
+        EXPECT_EQ(::utimensat(AT_FDCWD, (dir / e.name).c_str(), times, 0), 0);
+    }
+    std::sort(made.begin(), made.end(), [](const auto& a, const auto& b) {
+        return a.dir != b.dir ? a.dir : a.name < b.name;
+    });
+    return made;
+}
+
+/// The HTML page of a listing of /`path`/ with `entries`, written out here on its own: the exact
+/// bytes a client gets.
+std::string expected_html(const std::string& path, const std::vector<made_entry>& entries) {
+    std::string page =
+        "<!DOCTYPE html>\n<html><head><meta charset=utf-8><meta name=viewport "
+        "content=\"width=device-width\"><title>Index of /" +
+        path +
+        "/</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+        "table{border-collapse:collapse}td,th{padding:.2em 1em;text-align:left}"
+        "td.s,th.s{text-align:right}tr:nth-child(even){background:#f4f4f4}"
+        "a{text-decoration:none}a:hover{text-decoration:underline}</style></head><body>\n"
+        "<h1>Index of /" +
+        path +
+        "/</h1>\n<table>\n<thead><tr><th>Name</th><th class=s>Size</th>"
+        "<th>Modified</th></tr></thead>\n<tbody>\n"
+        "<tr><td><a href=\"../\">../</a></td><td class=s></td><td></td></tr>\n";
+    for (const auto& e : entries) {
+        const auto date = http::format_http_date(e.mtime);
+        if (e.dir)
+            page += "<tr><td><a href=\"./" + e.name + "/\">" + e.name +
+                    "/</a></td><td class=s></td><td>" + date + "</td></tr>\n";
+        else
+            page += "<tr><td><a href=\"./" + e.name + "\">" + e.name +
+                    "</a></td><td class=s title=\"" + std::to_string(e.size) + " bytes\">" +
+                    std::to_string(e.size) + " B</td><td>" + date + "</td></tr>\n";
+    }
+    return page + "</tbody>\n</table>\n</body></html>\n";
+}
+
+/// nginx's autoindex JSON of `entries`, as nlohmann dumps it.
+std::string expected_json(const std::vector<made_entry>& entries) {
+    auto array = nlohmann::ordered_json::array();
+    for (const auto& e : entries) {
+        nlohmann::ordered_json j{{"name", e.name},
+                                 {"type", e.dir ? "directory" : "file"},
+                                 {"mtime", http::format_http_date(e.mtime)}};
+        if (!e.dir)
+            j["size"] = e.size;
+        array.push_back(std::move(j));
+    }
+    return array.dump();
+}
+
+/// The bound on one chunk of a listing: a 64 KiB piece plus the one row that crossed it.
+constexpr std::size_t max_listing_chunk = 64 * 1024 + 1024;
+
+TEST_F(HttpTest, ALargeListingArrivesChunkedInBoundedPiecesByteIdenticalAndSorted) {
+    const auto entries = make_directory(h.root / "big", 3000, 20);
+    h.start();
+    auto conn = connect();
+    conn.send(get("/big/") + get("/big/", "Accept: application/json\r\n") + get("/hello.txt"));
+    for (const auto& [r, expected] : {std::pair{conn.read(), expected_html("big", entries)},
+                                      std::pair{conn.read(), expected_json(entries)}}) {
+        EXPECT_EQ(r.status, 200);
+        EXPECT_EQ(r.field("transfer-encoding"), "chunked");
+        EXPECT_FALSE(r.has("content-length"));
+        EXPECT_FALSE(r.has("connection"));
+        EXPECT_TRUE(r.body == expected) << r.body.size() << " bytes, expected " << expected.size();
+        EXPECT_GE(r.chunks.size(), 4U); // never the whole body in one piece
+        for (const auto n : r.chunks)
+            EXPECT_LE(n, max_listing_chunk);
+    }
+    EXPECT_EQ(conn.read().body, "hello\n"); // the connection goes on after the last chunk
+}
+
+TEST_F(HttpTest, AnHttp10ListingEndsWithTheConnection) {
+    const auto entries = make_directory(h.root / "big", 1000, 5);
+    h.start();
+    auto conn = connect();
+    // Even asked to keep the connection: a body without length ends with it.
+    conn.send("GET /big/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + get("/hello.txt"));
+    const auto r = conn.read();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.field("connection"), "close");
+    EXPECT_FALSE(r.has("content-length"));
+    EXPECT_FALSE(r.has("transfer-encoding"));
+    EXPECT_EQ(conn.ended, "eof"); // a close, not a reset: the body is whole
+    EXPECT_TRUE(r.body == expected_html("big", entries)) << r.body.size();
+}
+
+TEST_F(HttpTest, AHeadOfADirectoryReadsNothingYetAnswersAsAGetWould) {
+    make_directory(h.root / "big", 100, 2);
+    h.config.max_listings = 1;
+    h.start();
+    auto conn = connect();
+    response get_head;
+    {
+        // The one listing slot is taken: a GET must wait, but a HEAD reads nothing, so needs none.
+        const auto taken = h.listings().try_acquire();
+        ASSERT_TRUE(taken);
+        conn.send(get("/big/") + "HEAD /big/ HTTP/1.1\r\nHost: test\r\n\r\n");
+        EXPECT_EQ(conn.read().status, 503);
+        get_head = conn.read(true);
+        EXPECT_EQ(get_head.status, 200);
+        EXPECT_EQ(get_head.field("transfer-encoding"), "chunked");
+        EXPECT_FALSE(get_head.has("content-length"));
+        // The next answer starts right after the head: no body bytes came in between.
+        conn.send(get("/hello.txt"));
+        EXPECT_EQ(conn.read().body, "hello\n");
+    }
+    conn.send(get("/big/"));
+    auto full = conn.read();
+    EXPECT_EQ(full.status, 200);
+    get_head.fields.erase("date");
+    full.fields.erase("date");
+    EXPECT_EQ(get_head.fields, full.fields); // the same head as the GET's
+    // HTTP/1.0: the head says what the GET's says (Connection: close), and closes.
+    auto old = connect();
+    old.send("HEAD /big/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    const auto r10 = old.read(true);
+    EXPECT_EQ(r10.status, 200);
+    EXPECT_EQ(r10.field("connection"), "close");
+    EXPECT_FALSE(r10.has("transfer-encoding"));
+    EXPECT_EQ(old.wait_ended(), "eof");
+    EXPECT_EQ(old.leftover(), "");
+}
+
+TEST_F(HttpTest, OverTheListingCapHttpAndFerryListingsAreBusyAndTheConnectionGoesOn) {
+    h.config.max_listings = 1;
+    h.start();
+    auto conn = connect();
+    auto ferry = h.connect();
+    {
+        const auto taken = h.listings().try_acquire();
+        conn.send(get("/sub/") + get("/hello.txt"));
+        const auto r = conn.read();
+        EXPECT_EQ(r.status, 503);
+        EXPECT_EQ(r.field("retry-after"), "1");
+        EXPECT_FALSE(r.has("connection"));
+        EXPECT_EQ(conn.read().body, "hello\n");
+        // The Ferry protocol's LIST shares the cap: ERROR busy, the connection kept.
+        ferry.send(fp::list_request{"sub"});
+        const auto e = ferry.read_error();
+        EXPECT_EQ(e.code, fp::status::busy);
+        EXPECT_FALSE(e.closing);
+        EXPECT_EQ(e.retry_after_ms, 1000U);
+        EXPECT_EQ(ferry.get("hello.txt").body, "hello\n");
+    }
+    // The slot is free again: a listing is served, and frees it when it ends.
+    conn.send(get("/sub/") + get("/hello.txt"));
+    EXPECT_EQ(conn.read().status, 200);
+    EXPECT_EQ(conn.read().body, "hello\n"); // answered after the listing had ended
+    EXPECT_EQ(h.listings().active(), 0U);
+    ferry.send(fp::list_request{"sub"});
+    ferry.send(fp::get_request{"hello.txt", 0, fp::to_end, std::nullopt});
+    for (;;) {
+        auto d = ferry.read_frame();
+        if (auto* end = std::get_if<fp::list_end>(&d.message)) {
+            EXPECT_EQ(end->code, fp::status::ok);
+            break;
+        }
+        ASSERT_TRUE(std::holds_alternative<fp::list_entries>(d.message));
+    }
+    EXPECT_EQ(ferry.read_get().body, "hello\n");
+    EXPECT_EQ(h.listings().active(), 0U);
+}
+
+TEST_F(HttpTest, AListingWhoseClientLeavesMidwayFreesItsSlot) {
+    // Long names: a body of megabytes, more than the socket holds, so the server must wait.
+    make_directory(h.root / "big", 4000, 0, 200);
+    h.config.max_listings = 1;
+    h.start();
+    std::optional<http_client> stalled{connect()};
+    stalled->set_receive_buffer(16 * 1024);
+    stalled->send(get("/big/"));
+    EXPECT_EQ(stalled->read(true).status, 200); // its head: the listing has its slot
+    EXPECT_EQ(h.listings().active(), 1U);
+    auto other = connect();
+    other.send(get("/sub/"));
+    EXPECT_EQ(other.read().status, 503);
+    stalled.reset(); // the client goes away without reading on
+    // Bounded wait for the server to see the close (its pending write fails).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (h.listings().active() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
+    EXPECT_EQ(h.listings().active(), 0U);
+    other.send(get("/sub/"));
+    EXPECT_EQ(other.read().status, 200);
+}
+
+TEST_F(HttpTest, AListingToAReaderThatStallsIsCutAfterTheProgressTimeout) {
+    make_directory(h.root / "big", 4000, 0, 200);
+    h.config.progress_timeout = std::chrono::milliseconds(300);
+    h.start();
+    auto stalled = connect();
+    stalled.set_receive_buffer(16 * 1024);
+    stalled.send(get("/big/"));
+    EXPECT_EQ(stalled.read(true).status, 200);
+    // Bounded wait for the progress timeout to end the listing, reading nothing meanwhile.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (h.listings().active() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
+    EXPECT_EQ(h.listings().active(), 0U);
+    stalled.wait_ended();
+    // Cut short: what was queued, never the last chunk.
+    EXPECT_LT(stalled.leftover().size(), 1'000'000U);
+    EXPECT_FALSE(stalled.leftover().ends_with("\r\n0\r\n\r\n"));
+}
+
+TEST_F(HttpTest, WhileDrainingAListingSaysCloseAndIsTheLast) {
+    const auto entries = make_directory(h.root / "big", 1000, 5);
+    h.start();
+    auto conn = connect();
+    h.on_server([&] { h.registry().drain(std::chrono::milliseconds(5000)); });
+    conn.send(get("/big/") + get("/hello.txt"));
+    const auto r = conn.read();
+    EXPECT_EQ(r.field("connection"), "close");
+    EXPECT_EQ(r.field("transfer-encoding"), "chunked");
+    EXPECT_TRUE(r.body == expected_html("big", entries));
+    EXPECT_EQ(conn.wait_ended(), "eof"); // the pipelined request is not answered
+    EXPECT_EQ(conn.leftover(), "");
 }
 
 } // namespace

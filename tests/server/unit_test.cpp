@@ -594,6 +594,8 @@ TEST(Config, DefaultsAndListenAddresses) {
     EXPECT_EQ(parse({"/srv/files", "--dotfiles=allow"}).config->dotfiles,
               fs::dotfile_policy::allow);
     EXPECT_EQ(c.drain_timeout, std::chrono::seconds(30));
+    EXPECT_EQ(c.max_listings, 32U);
+    EXPECT_EQ(parse({"/srv/files", "--max-listings", "1"}).config->max_listings, 1U);
     auto v6 = fs::parse_listen_address("[::1]:0");
     EXPECT_TRUE(v6.address().is_v6());
     EXPECT_EQ(v6.port(), 0);
@@ -637,6 +639,8 @@ TEST(Config, BadValuesAreClearErrors) {
           {"--threads", "1025"},
           {"--max-connections", "-5"},
           {"--max-connections-per-ip", "-1"},
+          {"--max-listings", "0"},
+          {"--max-listings", "-1"},
           {"--rate-limit", "-1"},
           {"--rate-limit", "18446744073709551616"},
           {"--digest-threads", "0"},

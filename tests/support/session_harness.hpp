@@ -69,8 +69,9 @@ public:
                                                           config.max_connections_per_ip);
         small_files_ =
             std::make_unique<fs::small_file_cache>(config.small_file_cache, small_file_settle);
-        session_ctx_.emplace(
-            fs::session_context{config, *resolver_, *digests_, *small_files_, *log_, *log_});
+        listings_ = std::make_unique<fs::listing_limit>(config.max_listings);
+        session_ctx_.emplace(fs::session_context{config, *resolver_, *digests_, *small_files_,
+                                                 *log_, *log_, *listings_});
         thread_ = std::thread([this] { ctx_.run(); });
     }
 
@@ -116,6 +117,7 @@ public:
     fs::session_registry& registry() { return registry_; }
     fs::digest_service& digests() { return *digests_; }
     fs::small_file_cache& small_files() { return *small_files_; }
+    fs::listing_limit& listings() { return *listings_; }
     std::size_t sessions() {
         std::size_t n = 0;
         on_server([&] { n = registry_.size(); });
@@ -129,6 +131,7 @@ private:
     std::unique_ptr<fs::digest_service> digests_;
     std::unique_ptr<fs::small_file_cache> small_files_;
     std::unique_ptr<fs::connection_limits> limits_;
+    std::unique_ptr<fs::listing_limit> listings_;
     fs::session_registry registry_{ctx_}; // its connections hold slots of limits_
     std::shared_ptr<spdlog::logger> log_ =
         std::make_shared<spdlog::logger>("test", std::make_shared<failing_sink>());

@@ -33,6 +33,7 @@ struct server_config {
     unsigned threads = 0; ///< 0: one per core
     std::size_t max_connections = 10000;
     std::size_t max_connections_per_ip = 0; ///< 0: no per-address limit
+    std::size_t max_listings = 32; ///< directory listings in progress at once (both protocols)
     std::chrono::milliseconds busy_retry_after{1000};
     std::chrono::milliseconds request_timeout{10000};
     std::chrono::milliseconds progress_timeout{30000};

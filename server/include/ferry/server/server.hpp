@@ -70,6 +70,7 @@ private:
     digest_service digests_;
     small_file_cache small_files_;
     connection_limits limits_;
+    listing_limit listings_;
     session_context session_ctx_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::vector<std::uint16_t> ports_;

@@ -4,6 +4,7 @@
 #include "ferry/server/config.hpp"
 #include "ferry/server/digest_service.hpp"
 #include "ferry/server/file_sender.hpp"
+#include "ferry/server/listing_limit.hpp"
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/session_registry.hpp"
 #include "ferry/server/small_file_cache.hpp"
@@ -23,6 +24,7 @@ struct session_context {
     small_file_cache& small_files;
     spdlog::logger& log;    ///< "session": open/close lines, warnings
     spdlog::logger& access; ///< one line per request
+    listing_limit& listings; ///< --max-listings, server-wide
 };
 
 /// Identifies a refused connection in logs: `[conn <id>] <peer>`.
