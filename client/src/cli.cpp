@@ -46,7 +46,8 @@ constexpr const char* overview =
     "  bench URL... -c N     load-test a server (closed loop, or --rate for an open loop)\n"
     "\n"
     "URLs look like ferry://HOST:PORT/path (IPv6: ferry://[::1]:7878/path; default port 7878)\n"
-    "or http://HOST[:PORT]/path for any HTTP/1.1 server (default port 80; no https://).\n"
+    "or http://HOST[:PORT]/path for any HTTP/1.1 server (default port 80; redirects followed;\n"
+    "no https://).\n"
     "Run 'ferry COMMAND --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage,\n"
     "3 not found, 4 forbidden, 5 network/timeout, 6 integrity, 7 busy, 8 local I/O, 9 file "
     "exists.\n";
