@@ -250,7 +250,7 @@ asio::awaitable<int> ls_command(url u, bool json, timeouts t) {
         if (!f)
             f = co_await conn->list(u.path, [&writer](auto& batch) { writer.add(batch); });
         pool.give_back(u, std::move(conn));
-    } while (f.what == failure::kind::redirect && !(f = redirects.follow(u, f)));
+    } while (f.what == failure::kind::redirect && !(f = redirects.follow(u, f, true)));
     if (f && !writer.streaming()) {
         report_failure(asked, f);
         co_return static_cast<int>(code_for(f));

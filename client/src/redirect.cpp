@@ -15,11 +15,11 @@ std::string joined(const std::vector<std::string>& urls) {
 
 } // namespace
 
-failure redirect_chain::follow(url& u, const failure& f) {
+failure redirect_chain::follow(url& u, const failure& f, bool directory) {
     if (f.detail.empty())
         return failure::invalid("a redirect (" + f.error.message + ") without a Location");
     std::string error;
-    const auto to = resolve_url(u, f.detail, error);
+    const auto to = resolve_url(u, f.detail, error, directory);
     if (!to)
         return failure::invalid(f.message() + ": " + error);
     auto chain = seen_;

@@ -181,7 +181,8 @@ reference_parts split_reference(std::string_view r) {
 
 } // namespace
 
-std::optional<url> resolve_url(const url& base, std::string_view reference, std::string& error) {
+std::optional<url> resolve_url(const url& base, std::string_view reference, std::string& error,
+                               bool directory) {
     if (reference.empty()) {
         error = "no Location";
         return std::nullopt;
@@ -209,7 +210,8 @@ std::optional<url> resolve_url(const url& base, std::string_view reference, std:
         return std::nullopt;
     }
     // RFC 3986 5.2.2, the base being the request's own URL (its path as sent, no query).
-    const std::string base_path = "/" + protocol::http::encode_path(base.path);
+    const std::string base_path = "/" + protocol::http::encode_path(base.path) +
+                                  (directory && !base.path.empty() ? "/" : "");
     std::string authority = base.authority();
     std::string path;
     if (r.scheme || r.authority) {

@@ -514,9 +514,9 @@ TEST_F(HostileServer, HttpRedirectsAreFollowedWhateverTheirForm) {
             return redirect(307, "chain");
         if (target == "/permanent")
             return redirect(308, "temporary#fragment");
-        if (target == "/old-dir/")
-            return redirect(301, "/files/");
-        if (target == "/files/") {
+        if (target == "/old-dir/") // relative to the listing's URL, "/old-dir/"
+            return redirect(301, "moved/");
+        if (target == "/old-dir/moved/") {
             const std::string listing = R"([{"name":"real.bin","type":"file","size":100000}])";
             return fake_http_server::reply{
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +

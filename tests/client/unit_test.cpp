@@ -108,6 +108,9 @@ TEST(Url, RedirectsResolveAsRfc3986Says) {
         ASSERT_TRUE(u) << reference << ": " << error;
         EXPECT_EQ(u->str(), resolved) << reference;
     }
+    // A listing's request is for the path and '/': its relative references resolve below it.
+    EXPECT_EQ(fc::resolve_url(*base, "g", error, true)->str(), "http://a:80/b/c/d;p/g");
+    EXPECT_EQ(fc::resolve_url(*base, "../g", error, true)->str(), "http://a:80/b/c/g");
     EXPECT_TRUE(fc::resolve_url(*base, "g/", error)->trailing_slash);
     EXPECT_FALSE(fc::resolve_url(*base, "g", error)->trailing_slash);
     const std::vector<std::pair<std::string, std::string>> refused{

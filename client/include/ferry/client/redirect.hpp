@@ -17,11 +17,12 @@ class redirect_chain {
 public:
     explicit redirect_chain(const url& start) : seen_{start.str()} {}
 
-    /// `f` is a failure of kind redirect, the answer to a request for `u`. Returns no failure
+    /// `f` is a failure of kind redirect, the answer to a request for `u` (with `directory`,
+    /// for u's path and '/': a listing). Returns no failure
     /// and sets `u` to the URL its Location names (resolve_url), or returns a protocol failure
     /// saying why that redirect is not followed: a Location that is not an http:// URL, a URL
     /// already seen (the loop, named), or more than max_redirects.
-    failure follow(url& u, const failure& f);
+    failure follow(url& u, const failure& f, bool directory = false);
 
     /// Whether any redirect was followed.
     bool redirected() const noexcept { return seen_.size() > 1; }

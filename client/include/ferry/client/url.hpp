@@ -48,6 +48,9 @@ std::optional<url> parse_url(std::string_view text, std::string& error);
 /// scheme (https://: ferry speaks no TLS), credentials (user@host) or a query (`?`: a request
 /// carries a path only), or that parse_url refuses. `reference` is a peer's text: escape it
 /// where it is shown.
-std::optional<url> resolve_url(const url& base, std::string_view reference, std::string& error);
+/// `directory`: the request was for base's path and '/' (a listing), which relative references
+/// resolve against.
+std::optional<url> resolve_url(const url& base, std::string_view reference, std::string& error,
+                               bool directory = false);
 
 } // namespace ferry::client
