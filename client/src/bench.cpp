@@ -153,6 +153,8 @@ struct shared_plan {
 };
 
 bench_error classify(const failure& f, bool in_body) {
+    if (f.what == failure::kind::redirect)
+        return bench_error::bad_status; // a load test does not follow redirects
     if (f.what == failure::kind::server)
         return f.error.code == fp::status::busy || f.error.code == fp::status::shutting_down
                    ? bench_error::busy

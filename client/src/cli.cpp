@@ -5,6 +5,7 @@
 #include "ferry/client/downloader.hpp"
 #include "ferry/client/exit_code.hpp"
 #include "ferry/client/listing.hpp"
+#include "ferry/client/redirect.hpp"
 #include "ferry/protocol/frame.hpp"
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/strict_option.hpp"
@@ -45,7 +46,8 @@ constexpr const char* overview =
     "  bench URL... -c N     load-test a server (closed loop, or --rate for an open loop)\n"
     "\n"
     "URLs look like ferry://HOST:PORT/path (IPv6: ferry://[::1]:7878/path; default port 7878)\n"
-    "or http://HOST[:PORT]/path for any HTTP/1.1 server (default port 80; no https://).\n"
+    "or http://HOST[:PORT]/path for any HTTP/1.1 server (default port 80; redirects followed;\n"
+    "no https://).\n"
     "Run 'ferry COMMAND --help' for a command's options. Exit codes: 0 ok, 1 failure, 2 usage,\n"
     "3 not found, 4 forbidden, 5 network/timeout, 6 integrity, 7 busy, 8 local I/O, 9 file "
     "exists.\n";
@@ -182,25 +184,43 @@ void report_failure(const std::string& what, const failure& f) {
 
 // ---- stat -----------------------------------------------------------------------------------
 
+/// The URL an HTTP redirect leads to, when one was followed ("" otherwise).
+std::string redirected_to(const redirect_chain& redirects, const url& u) {
+    return redirects.redirected() ? u.str() : "";
+}
+
 asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
-    auto [f, conn] = co_await connection::open(u, t);
+    const auto asked = u.str();
+    connection_pool pool{t};
+    redirect_chain redirects{u};
     fp::stat_reply st;
-    if (!f)
-        f = co_await conn->stat(u.path, sha256, st);
+    failure f;
+    do {
+        auto [of, conn] = co_await pool.take(u);
+        f = of;
+        if (!f)
+            f = co_await conn->stat(u.path, sha256, st);
+        pool.give_back(u, std::move(conn));
+    } while (f.what == failure::kind::redirect && !(f = redirects.follow(u, f)));
     if (f) {
-        report_failure(u.str(), f);
+        report_failure(asked, f);
         co_return static_cast<int>(code_for(f));
     }
+    const auto location = redirected_to(redirects, u);
     if (json) {
-        nlohmann::json j{{"url", u.str()},
+        nlohmann::json j{{"url", asked},
                          {"kind", kind_name(st.kind)},
                          {"size", st.size},
                          {"mtime_ns", st.mtime_ns},
                          {"identity", to_hex(st.identity)}};
         if (st.sha256)
             j["sha256"] = to_hex(*st.sha256);
+        if (!location.empty())
+            j["location"] = location;
         std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
+        if (!location.empty())
+            std::cout << "location: " << fp::escape_for_terminal(location) << "\n";
         std::cout << "path:     " << (u.path.empty() ? "/" : fp::escape_for_terminal(u.path))
                   << "\n"
                   << "kind:     " << kind_name(st.kind) << "\n"
@@ -219,17 +239,25 @@ asio::awaitable<int> stat_command(url u, bool sha256, bool json, timeouts t) {
 // ---- ls -------------------------------------------------------------------------------------
 
 asio::awaitable<int> ls_command(url u, bool json, timeouts t) {
-    auto [f, conn] = co_await connection::open(u, t);
+    const auto asked = u.str();
+    connection_pool pool{t};
+    redirect_chain redirects{u};
     listing_writer writer{std::cout, std::cerr, json};
-    if (!f)
-        f = co_await conn->list(u.path, [&writer](auto& batch) { writer.add(batch); });
+    failure f;
+    do { // an HTTP listing comes whole, so nothing is written before a redirect
+        auto [of, conn] = co_await pool.take(u);
+        f = of;
+        if (!f)
+            f = co_await conn->list(u.path, [&writer](auto& batch) { writer.add(batch); });
+        pool.give_back(u, std::move(conn));
+    } while (f.what == failure::kind::redirect && !(f = redirects.follow(u, f, true)));
     if (f && !writer.streaming()) {
-        report_failure(u.str(), f);
+        report_failure(asked, f);
         co_return static_cast<int>(code_for(f));
     }
     writer.finish(); // a streamed listing that failed midway still ends as a valid JSON array
     if (f) {
-        report_failure(u.str(), f);
+        report_failure(asked, f);
         co_return static_cast<int>(code_for(f));
     }
     co_return 0;

@@ -39,6 +39,8 @@ std::string failure::message() const {
         return "the server sent invalid data: " + proto.message();
     case kind::server:
         return error.message.empty() ? std::string{fp::status_text(error.code)} : error.message;
+    case kind::redirect:
+        return "a redirect (" + error.message + ") to " + detail;
     }
     return "unknown failure";
 }

@@ -3,6 +3,7 @@
 #include "ferry/client/background_hasher.hpp"
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/output_dir.hpp"
+#include "ferry/client/redirect.hpp"
 #include "ferry/client/retry_policy.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/transport/sha256.hpp"
@@ -34,6 +35,7 @@ exit_code code_for(const failure& f) {
     case failure::kind::network:
         return exit_code::network;
     case failure::kind::protocol:
+    case failure::kind::redirect:
         return exit_code::failure;
     case failure::kind::server:
         break;
@@ -180,7 +182,10 @@ asio::awaitable<failure> fetch(job& j, connection& c, byte_range r,
                                std::vector<std::byte>& buffer) {
     fp::get_header header;
     const fp::get_request request{j.u.path, r.begin, r.size(), j.state.identity};
-    if (auto f = co_await c.start_get(request, header); f)
+    if (auto f = co_await c.start_get(request, header); f.what == failure::kind::redirect)
+        co_return failure::invalid(f.message() + " to a range request of " + j.u.str() +
+                                   ", which its HEAD had resolved");
+    else if (f)
         co_return f;
     if (header.size != j.state.size) // the same identity, another size: nothing here is sound
         co_return failure::invalid("a GET_HEADER size (" + std::to_string(header.size) +
@@ -388,6 +393,7 @@ asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection
     std::uint64_t size = 0;
     std::vector<std::byte> buffer(1 << 20);
     retry_policy retry{o.retries};
+    redirect_chain redirects{u};
     for (;;) {
         const auto written_before = written;
         auto [f, conn] = co_await pool.take(u);
@@ -395,6 +401,11 @@ asio::awaitable<file_result> download_to_stdout(url u, get_options o, connection
         const fp::get_request request{u.path, written, fp::to_end, identity};
         if (!f)
             f = co_await conn->start_get(request, header);
+        if (f.what == failure::kind::redirect && !identity) { // resolved before the first byte
+            pool.give_back(u, std::move(conn));
+            if (f = redirects.follow(u, f); !f)
+                continue;
+        }
         while (!f) {
             identity = header.identity;
             size = header.size;
@@ -534,8 +545,11 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
     else if (!warning.empty())
         bar.note("ferry: " + warning);
 
+    redirect_chain redirects{u};
     for (unsigned restart = 0;; ++restart) {
-        // What is the file now? A STAT on a pooled connection (retried like everything else).
+        // What is the file now? A STAT on a pooled connection (retried like everything else),
+        // following HTTP redirects: from here on `u` is the URL that answered, which every
+        // segment, the digest and a restart ask (docs/client.md, redirects).
         fp::stat_reply st;
         failure f;
         for (retry_policy retry{o.retries};;) {
@@ -543,8 +557,10 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             f = of;
             if (!f)
                 f = co_await conn->stat(u.path, false, st);
-            if (!f)
+            if (!f || f.what == failure::kind::redirect)
                 pool.give_back(u, std::move(conn));
+            if (f.what == failure::kind::redirect && !(f = redirects.follow(u, f)))
+                continue;
             const auto wait = f ? retry.next(f) : std::nullopt;
             if (!wait)
                 break;

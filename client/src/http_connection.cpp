@@ -119,13 +119,15 @@ std::string target_of(const std::string& path) {
     return "/" + http::encode_path(path);
 }
 
-/// A redirect's Location without its scheme and authority ("http://h:p/a/" is "/a/").
-std::string_view location_path(std::string_view location) {
-    if (const auto scheme_end = location.find("://"); scheme_end != std::string_view::npos) {
-        const auto slash = location.find('/', scheme_end + 3);
-        return slash == std::string_view::npos ? "/" : location.substr(slash);
-    }
-    return location;
+bool is_redirect(unsigned code) {
+    return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+}
+
+template <class Fields>
+failure redirect_to(const Fields& head, unsigned code) {
+    return failure::redirect("HTTP " + std::to_string(code) + " " +
+                                 std::string{view(head.reason())},
+                             std::string{view(head[bhttp::field::location])});
 }
 
 } // namespace
@@ -171,7 +173,7 @@ fp::file_identity http_identity(std::string_view etag, std::string_view last_mod
 }
 
 http_connection::http_connection(socket_type socket, timeouts t, const url& u)
-    : connection(std::move(socket), t),
+    : connection(std::move(socket), t), base_(u),
       host_(u.port == default_http_port
                 ? (u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host)
                 : u.authority()) {}
@@ -231,6 +233,34 @@ asio::awaitable<failure> http_connection::receive_more(std::size_t limit) {
 
 template <class Parser>
 asio::awaitable<failure> http_connection::read_response(Parser& p, bool whole) {
+    // Interim answers first (RFC 9110 15.2): 100 Continue, 103 Early Hints and the like are
+    // skipped, a bounded number of them, each within the head limit and the stall timeout.
+    for (unsigned interim = 0;; ++interim) {
+        while (buffer_.size() < 10) // "HTTP/1.1 1": enough to tell an interim answer
+            if (auto f = co_await receive_more(max_head_size); f)
+                co_return f;
+        const auto* b = static_cast<const char*>(buffer_.data().data());
+        if (std::string_view{b, 7} != "HTTP/1." || b[8] != ' ' || b[9] != '1')
+            break;
+        if (interim == max_interim) {
+            reusable_ = false;
+            co_return failure::invalid("more than " + std::to_string(max_interim) +
+                                       " interim (1xx) responses before the answer");
+        }
+        bhttp::response_parser<bhttp::empty_body> head;
+        if (auto f = co_await parse(head, false); f)
+            co_return f;
+        if (head.get().result_int() == 101) {
+            reusable_ = false;
+            co_return failure::invalid("101 Switching Protocols to a request that asked for no "
+                                       "upgrade");
+        }
+    }
+    co_return co_await parse(p, whole);
+}
+
+template <class Parser>
+asio::awaitable<failure> http_connection::parse(Parser& p, bool whole) {
     p.header_limit(max_head_size);
     for (;;) {
         if (buffer_.size() > 0) {
@@ -304,14 +334,17 @@ asio::awaitable<failure> http_connection::stat(const std::string& path, bool wan
                 out.sha256 = http::parse_repr_digest(digest);
         co_return failure{};
     }
-    if (code == 301 || code == 302 || code == 307 || code == 308) {
-        const auto location = view(head[bhttp::field::location]);
-        if (location_path(location) == target + "/") {
+    if (is_redirect(code)) {
+        // ferryd's and nginx's answer to a directory named without its '/': the same URL and '/'.
+        auto asked = base_;
+        asked.path = path;
+        std::string ignored;
+        const auto to = resolve_url(asked, view(head[bhttp::field::location]), ignored);
+        if (to && to->trailing_slash && to->origin() == asked.origin() && to->path == path) {
             out.kind = fp::file_kind::directory;
             co_return failure{};
         }
-        co_return failure::invalid("a redirect to " + std::string{location} +
-                                   " (ferry does not follow redirects)");
+        co_return redirect_to(head, code);
     }
     reusable_ = false;
     co_return server_failure(head, code, path);
@@ -331,6 +364,8 @@ asio::awaitable<failure> http_connection::list(const std::string& path, list_sin
     if (!keep_alive_ || buffer_.size() > 0)
         reusable_ = false;
     const unsigned code = response.result_int();
+    if (is_redirect(code))
+        co_return redirect_to(response, code);
     if (code != 200)
         co_return server_failure(response, code, path);
     const auto type = view(response[bhttp::field::content_type]);
@@ -421,6 +456,16 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
         co_return f;
     const auto& head = p.get();
     const unsigned code = head.result_int();
+    if (is_redirect(code)) {
+        // Its body is skipped when it came whole with the head; else the connection goes.
+        const auto length = p.content_length();
+        if (head.count(bhttp::field::transfer_encoding) == 0 && length &&
+            *length <= buffer_.size() && keep_alive_)
+            buffer_.consume(static_cast<std::size_t>(*length));
+        else
+            reusable_ = false;
+        co_return redirect_to(head, code);
+    }
     if (code != 200 && code != 206) {
         reusable_ = false; // its body is not read
         co_return server_failure(head, code, request.path);

@@ -1,8 +1,10 @@
 #include "ferry/client/url.hpp"
 
+#include "ferry/protocol/http.hpp"
 #include "ferry/protocol/messages.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace ferry::client {
 
@@ -109,12 +111,133 @@ std::optional<url> parse_url(std::string_view text, std::string& error) {
         u.path += static_cast<char>(hex(path[i + 1]) * 16 + hex(path[i + 2]));
         i += 2;
     }
+    u.trailing_slash = path.ends_with('/');
     u.path = normal_path(u.path);
     if (u.path.size() > protocol::max_path_size || !protocol::is_valid_utf8(u.path) ||
         u.path.find('\0') != std::string::npos) {
         error = "the path must be UTF-8 without NUL, at most 4096 bytes";
         return std::nullopt;
     }
+    return u;
+}
+
+namespace {
+
+/// RFC 3986 5.2.4: `path` without its "." and ".." segments ("/a/b/../c/./d" is "/a/c/d").
+std::string remove_dot_segments(std::string_view in) {
+    std::string out;
+    while (!in.empty()) {
+        if (in.starts_with("../") || in.starts_with("./")) {
+            in.remove_prefix(in.find('/') + 1);
+        } else if (in.starts_with("/./") || in == "/.") {
+            in = in.size() == 2 ? std::string_view{"/"} : in.substr(2);
+        } else if (in.starts_with("/../") || in == "/..") {
+            in = in.size() == 3 ? std::string_view{"/"} : in.substr(3);
+            const auto last = out.rfind('/');
+            out.erase(last == std::string::npos ? 0 : last);
+        } else if (in == "." || in == "..") {
+            in = {};
+        } else {
+            const auto end = std::min(in.find('/', 1), in.size());
+            out.append(in.substr(0, end));
+            in.remove_prefix(end);
+        }
+    }
+    return out;
+}
+
+/// A URI reference's parts (RFC 3986 3 and 4.1), without its fragment.
+struct reference_parts {
+    std::optional<std::string> scheme; ///< lower case
+    std::optional<std::string_view> authority;
+    std::string_view path;
+    bool query = false;
+};
+
+reference_parts split_reference(std::string_view r) {
+    reference_parts p;
+    // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"
+    const auto colon = r.find(':');
+    const auto scheme_end =
+        r.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+    if (colon != std::string_view::npos && colon == scheme_end && colon > 0 &&
+        std::isalpha(static_cast<unsigned char>(r[0]))) {
+        std::string scheme{r.substr(0, colon)};
+        for (auto& c : scheme)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        p.scheme = std::move(scheme);
+        r.remove_prefix(colon + 1);
+    }
+    if (r.starts_with("//")) {
+        const auto end = std::min(r.find_first_of("/?", 2), r.size());
+        p.authority = r.substr(2, end - 2);
+        r.remove_prefix(end);
+    }
+    const auto query = r.find('?');
+    p.query = query != std::string_view::npos;
+    p.path = r.substr(0, query);
+    return p;
+}
+
+} // namespace
+
+std::optional<url> resolve_url(const url& base, std::string_view reference, std::string& error,
+                               bool directory) {
+    if (reference.empty()) {
+        error = "no Location";
+        return std::nullopt;
+    }
+    reference = reference.substr(0, reference.find('#')); // a fragment never reaches a server
+    for (std::size_t i = 0; i < reference.size(); ++i) {
+        const auto c = static_cast<unsigned char>(reference[i]);
+        const auto hex = [&](std::size_t at) {
+            return at < reference.size() &&
+                   std::isxdigit(static_cast<unsigned char>(reference[at])) != 0;
+        };
+        if (c <= 0x20 || c == 0x7F || (c == '%' && !(hex(i + 1) && hex(i + 2)))) {
+            error = "not a URL (a control character, a space or a bad %-escape)";
+            return std::nullopt;
+        }
+    }
+    const auto r = split_reference(reference);
+    if (r.scheme && *r.scheme != "http") {
+        error = *r.scheme == "https" ? "ferry does not follow https:// (it speaks no TLS)"
+                                     : "ferry follows only http://";
+        return std::nullopt;
+    }
+    if (r.query) {
+        error = "a URL with a query (?...), which ferry cannot request";
+        return std::nullopt;
+    }
+    // RFC 3986 5.2.2, the base being the request's own URL (its path as sent, no query).
+    const std::string base_path = "/" + protocol::http::encode_path(base.path) +
+                                  (directory && !base.path.empty() ? "/" : "");
+    std::string authority = base.authority();
+    std::string path;
+    if (r.scheme || r.authority) {
+        if (!r.authority || r.authority->empty()) {
+            error = "a URL without a host";
+            return std::nullopt;
+        }
+        authority = std::string{*r.authority};
+        path = remove_dot_segments(r.path);
+    } else if (r.path.empty()) {
+        path = base_path;
+    } else if (r.path.starts_with('/')) {
+        path = remove_dot_segments(r.path);
+    } else { // merged with the base path's directory (5.2.3)
+        path = remove_dot_segments(base_path.substr(0, base_path.rfind('/') + 1) +
+                                   std::string{r.path});
+    }
+    if (authority.find('@') != std::string::npos) {
+        error = "a URL with credentials (user@host), which ferry does not send";
+        return std::nullopt;
+    }
+    std::string parse_error;
+    auto u =
+        parse_url("http://" + authority + (path.starts_with('/') ? "" : "/") + path, parse_error);
+    if (!u)
+        error = "not a URL ferry can follow (" + parse_error + ")";
     return u;
 }
 

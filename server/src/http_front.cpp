@@ -775,8 +775,7 @@ void log_access(const session_context& ctx, const connection& c, const request* 
 
 } // namespace
 
-asio::awaitable<std::optional<std::string>> serve_http(connection& c, const session_context& ctx,
-                                                       const session_registry& registry) {
+asio::awaitable<std::optional<std::string>> serve_http(connection& c, const session_context& ctx) {
     // Cleanup I/O after a cancellation must still run (bounded by its own timeouts).
     co_await asio::this_coro::throw_if_cancelled(false);
     auto cancel_state = co_await asio::this_coro::cancellation_state;
@@ -832,8 +831,11 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
             linger = true;
             break;
         }
-        // While draining, this answer is the connection's last.
-        const bool keep_alive = req.keep_alive() && !registry.draining();
+        // While draining, a connection is still answered, as the Ferry front's are (a segmented
+        // download finishes on the connections it has); idle, it closes after the drain's short
+        // idle timeout (session.cpp, park). Connection: close here would end such a download,
+        // its client refused a new connection by the closed listener.
+        const bool keep_alive = req.keep_alive();
         r.after = !keep_alive           ? persistence::close
                   : req.version() == 10 ? persistence::keep_alive_10
                                         : persistence::keep_alive;

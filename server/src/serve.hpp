@@ -84,8 +84,7 @@ std::optional<protocol::list_entry> next_listed(DIR* dir, const path_resolver& r
 // returns why the connection ended, or nothing when it is idle and should be parked again.
 
 asio::awaitable<std::optional<std::string>> serve_ferry(connection& c, const session_context& ctx);
-asio::awaitable<std::optional<std::string>> serve_http(connection& c, const session_context& ctx,
-                                                       const session_registry& registry);
+asio::awaitable<std::optional<std::string>> serve_http(connection& c, const session_context& ctx);
 
 /// A busy refusal in each protocol (the connection is then closed by the caller).
 asio::awaitable<void> refuse_busy_ferry(stream_socket& socket, const session_context& ctx);

@@ -118,7 +118,7 @@ struct woken {
         if (c->protocol == connection::front::ferry)
             asio::co_spawn(c->socket.get_executor(), serve_ferry(*c, *ctx), std::move(handler));
         else
-            asio::co_spawn(c->socket.get_executor(), serve_http(*c, *ctx, *registry),
+            asio::co_spawn(c->socket.get_executor(), serve_http(*c, *ctx),
                            std::move(handler));
     }
 };

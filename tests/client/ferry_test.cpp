@@ -924,5 +924,40 @@ TEST_F(FerryHttp, BenchDrivesNginxOverKeepAlive) {
     EXPECT_NE(v.output.find("the server offers none (Repr-Digest)"), std::string::npos) << v.output;
 }
 
+/// nginx's `return 301 /path` (an absolute URL, absolute_redirect on) and a relative 307, with
+/// their HTML bodies: followed by get -j4 and stat; a redirect to itself and to https:// are
+/// exit 1 with nothing written.
+TEST_F(FerryHttp, NginxRedirectsAreFollowed) {
+    const std::size_t size = (3 << 20) + 5;
+    std::filesystem::create_directories(root / "files");
+    write_file(root / "files" / "f", make_content(size, 47));
+    nginx_process nginx{root.path(), "location = /old { return 301 /files/f; }\n"
+                                     "    location = /moved { return 307 files/f; }\n"
+                                     "    location = /loop { return 302 /loop; }\n"
+                                     "    location = /tls { return 301 https://$host/files/f; }"};
+    for (const char* path : {"old", "moved"}) {
+        SCOPED_TRACE(path);
+        auto r = ferry(work.path(), {"get", nginx.url(path), "-o", "out", "-j", "4", "--chunk-size",
+                                     "262144", "--force", "--json"});
+        ASSERT_EQ(r.code, 0) << r.output;
+        EXPECT_TRUE(read_file(work / "out") == make_content(size, 47));
+        EXPECT_EQ(json_of(r)[0]["connections"], 4);
+    }
+    auto st = ferry(work.path(), {"stat", nginx.url("old")});
+    ASSERT_EQ(st.code, 0) << st.output;
+    EXPECT_NE(st.output.find("location: " + nginx.url("files/f")), std::string::npos) << st.output;
+    EXPECT_NE(st.output.find("size:     " + std::to_string(size)), std::string::npos) << st.output;
+    std::filesystem::remove(work / "out");
+    auto loop = ferry(work.path(), {"get", nginx.url("loop")});
+    EXPECT_EQ(loop.code, 1) << loop.output;
+    EXPECT_NE(loop.output.find("a redirect loop: " + nginx.url("loop") + " -> " + nginx.url("loop")),
+              std::string::npos)
+        << loop.output;
+    auto tls = ferry(work.path(), {"get", nginx.url("tls")});
+    EXPECT_EQ(tls.code, 1) << tls.output;
+    EXPECT_NE(tls.output.find("ferry does not follow https://"), std::string::npos) << tls.output;
+    EXPECT_TRUE(std::filesystem::is_empty(work.path()));
+}
+
 } // namespace
 } // namespace ferry::test

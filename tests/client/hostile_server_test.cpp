@@ -385,7 +385,7 @@ TEST_F(HostileServer, AnHttp200ToARangedResumeNeverTouchesThePart) {
 TEST_F(HostileServer, HttpHeaderValuesReachTheTerminalEscaped) {
     fake_http_server server{[](const std::string& head) {
         if (head.starts_with("HEAD /dir "))
-            return fake_http_server::reply{"HTTP/1.1 301 Moved\r\nLocation: /elsewhere/\xC2\x9B"
+            return fake_http_server::reply{"HTTP/1.1 301 Moved\r\nLocation: https://elsewhere/\xC2\x9B"
                                            "31mred\r\nContent-Length: 0\r\n\r\n"};
         return fake_http_server::reply{"HTTP/1.1 404 Not \xC2\x9B"
                                        "31mFound\r\nContent-Length: 0\r\n\r\n"};
@@ -400,7 +400,10 @@ TEST_F(HostileServer, HttpHeaderValuesReachTheTerminalEscaped) {
     auto r = ferry_split(work.path(), {"stat", server.url("dir")});
     EXPECT_EQ(r.code, 1) << r.err;
     expect_terminal_safe(r.err);
-    EXPECT_NE(r.err.find("a redirect to /elsewhere/\\u{9b}31mred"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("a redirect (HTTP 301 Moved) to https://elsewhere/\\u{9b}31mred: ferry "
+                         "does not follow https://"),
+              std::string::npos)
+        << r.err;
     EXPECT_TRUE(empty_dir(work.path()));
 }
 
@@ -441,6 +444,229 @@ TEST_F(HostileServer, AnHttpFileWithoutValidatorsComesInOneRequest) {
             << r.err;
         ASSERT_EQ(gets.size(), 1U);
         EXPECT_EQ(gets[0].find("If-Range"), std::string::npos) << gets[0];
+    }
+}
+
+// ---- HTTP redirects and interim answers --------------------------------------------------------
+
+/// `content` served at `path` (ETag "v1"): HEAD, a plain GET, or a GET of one range; nullopt
+/// for a request of another path.
+std::optional<fake_http_server::reply> file_at(const std::string& head, const std::string& path,
+                                               const std::string& content) {
+    const auto size = content.size();
+    if (head.starts_with("HEAD " + path + " "))
+        return fake_http_server::reply{"HTTP/1.1 200 OK\r\nContent-Length: " +
+                                       std::to_string(size) + "\r\nETag: \"v1\"\r\n\r\n"};
+    if (!head.starts_with("GET " + path + " "))
+        return std::nullopt;
+    const auto range = range_of(head);
+    if (!range)
+        return fake_http_server::reply{"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: " +
+                                       std::to_string(size) + "\r\n\r\n" + content};
+    const auto last = std::min<std::uint64_t>(range->second, size - 1);
+    return fake_http_server::reply{partial_head(range->first, last, size, last - range->first + 1) +
+                                   "\r\n" + content.substr(range->first, last - range->first + 1)};
+}
+
+/// The request target of a request head ("GET /a HTTP/1.1..." is "/a").
+std::string target_in(const std::string& head) {
+    const auto start = head.find(' ') + 1;
+    return head.substr(start, head.find(' ', start) - start);
+}
+
+fake_http_server::reply redirect(unsigned code, const std::string& location) {
+    const std::string body = "moved\n"; // a body the client must skip to use the connection on
+    return {"HTTP/1.1 " + std::to_string(code) + " Elsewhere\r\nLocation: " + location +
+            "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body};
+}
+
+/// The request heads a fake server saw, from its threads.
+struct request_log {
+    std::mutex mutex;
+    std::vector<std::string> heads;
+    void add(const std::string& head) {
+        std::lock_guard lock{mutex};
+        heads.push_back(head.substr(0, head.find("\r\n")));
+    }
+    std::size_t count(const std::string& prefix) {
+        std::lock_guard lock{mutex};
+        return static_cast<std::size_t>(std::count_if(
+            heads.begin(), heads.end(), [&](const auto& h) { return h.starts_with(prefix); }));
+    }
+};
+
+/// Relative, absolute-path, dot-segment and chained Locations of every redirect status, for
+/// get (to a file and to standard output), stat and ls; the redirect's body is skipped and the
+/// connection serves on.
+TEST_F(HostileServer, HttpRedirectsAreFollowedWhateverTheirForm) {
+    const auto content = make_content(100000, 54);
+    fake_http_server server{[&](const std::string& head) {
+        if (auto file = file_at(head, "/files/real.bin", content))
+            return *file;
+        const auto target = target_in(head);
+        if (target == "/a/relative")
+            return redirect(302, "../files/real.bin");
+        if (target == "/absolute")
+            return redirect(301, "/files/./real.bin");
+        if (target == "/chain")
+            return redirect(303, "a/relative");
+        if (target == "/temporary")
+            return redirect(307, "chain");
+        if (target == "/permanent")
+            return redirect(308, "temporary#fragment");
+        if (target == "/old-dir/") // relative to the listing's URL, "/old-dir/"
+            return redirect(301, "moved/");
+        if (target == "/old-dir/moved/") {
+            const std::string listing = R"([{"name":"real.bin","type":"file","size":100000}])";
+            return fake_http_server::reply{
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                std::to_string(listing.size()) + "\r\n\r\n" + listing};
+        }
+        return fake_http_server::reply{"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"};
+    }};
+    for (const std::string path : {"a/relative", "absolute", "chain", "temporary", "permanent"}) {
+        SCOPED_TRACE(path);
+        std::filesystem::remove(work / "out");
+        auto r = ferry_split(work.path(), {"get", server.url(path), "-o", "out", "--retries", "0",
+                                           "--chunk-size", "16384", "-j", "3"});
+        ASSERT_EQ(r.code, 0) << r.err;
+        EXPECT_TRUE(read_file(work / "out") == content);
+        auto piped = ferry_split(work.path(), {"get", server.url(path), "-o", "-", "--no-verify"});
+        ASSERT_EQ(piped.code, 0) << piped.err;
+        EXPECT_TRUE(piped.out == content);
+    }
+    auto st = ferry_split(work.path(), {"stat", server.url("permanent"), "--json"});
+    ASSERT_EQ(st.code, 0) << st.err;
+    const auto j = nlohmann::json::parse(st.out);
+    EXPECT_EQ(j.at("url"), server.url("permanent"));
+    EXPECT_EQ(j.at("size"), 100000);
+    EXPECT_EQ(j.at("kind"), "file");
+    EXPECT_NE(j.at("location").get<std::string>().find("/files/real.bin"), std::string::npos);
+    auto ls = ferry_split(work.path(), {"ls", server.url("old-dir"), "--json"});
+    ASSERT_EQ(ls.code, 0) << ls.err;
+    EXPECT_EQ(nlohmann::json::parse(ls.out).at(0).at("name"), "real.bin");
+}
+
+/// stat resolves the final URL once: a 307 to another origin, and every segment of a -j4
+/// download goes to that origin, on connections of its own; the first server sees one HEAD.
+TEST_F(HostileServer, AnHttpRedirectToAnotherOriginCarriesTheWholeSegmentedDownload) {
+    const auto content = make_content(3 << 20, 55);
+    request_log first_log, second_log;
+    fake_http_server second{[&](const std::string& head) {
+        second_log.add(head);
+        if (auto file = file_at(head, "/mirror/f.bin", content))
+            return *file;
+        return fake_http_server::reply{"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"};
+    }};
+    fake_http_server first{[&](const std::string& head) {
+        first_log.add(head);
+        return redirect(307, second.url("mirror/f.bin"));
+    }};
+    auto r = ferry_split(work.path(), {"get", first.url("f.bin"), "-j", "4", "--chunk-size",
+                                       "262144", "--retries", "0", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(read_file(work / "f.bin") == content); // named after the URL asked for
+    EXPECT_EQ(nlohmann::json::parse(r.out).at(0).at("connections"), 4);
+    EXPECT_EQ(first_log.heads, std::vector<std::string>{"HEAD /f.bin HTTP/1.1"});
+    EXPECT_EQ(second_log.count("GET /mirror/f.bin "), 12U); // 3 MiB in 256 KiB segments
+    EXPECT_EQ(second_log.count("GET "), 12U);
+    EXPECT_FALSE(std::filesystem::exists(work / "f.bin.part"));
+}
+
+/// Redirects that are not followed: a loop (named), more than 10, https:// and other schemes,
+/// a Location that is not a URL (escaped), a redirect to a segment: exit 1, nothing written.
+TEST_F(HostileServer, HttpRedirectsThatCannotBeFollowedAreProtocolErrorsThatWriteNothing) {
+    fake_http_server server{[](const std::string& head) {
+        const auto target = target_in(head);
+        if (target == "/ping")
+            return redirect(302, "pong");
+        if (target == "/pong")
+            return redirect(301, "/ping");
+        if (target.starts_with("/n/"))
+            return redirect(302, std::to_string(std::stoi(target.substr(3)) + 1));
+        if (target == "/tls")
+            return redirect(301, "https://example.org/f");
+        if (target == "/ftp")
+            return redirect(301, "ftp://example.org/f");
+        if (target == "/query")
+            return redirect(302, "/f?token=1");
+        if (target == "/hostile")
+            return redirect(302, "/a b\xC2\x9B" "31m"); // (Beast refuses a C0 control already)
+        if (target == "/none")
+            return fake_http_server::reply{"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n"};
+        if (target == "/segment" && head.starts_with("HEAD "))
+            return fake_http_server::reply{
+                "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nETag: \"v1\"\r\n\r\n"};
+        return redirect(302, "/segment-elsewhere");
+    }};
+    const auto base = server.url("");
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"ping", "a redirect loop: " + base + "ping -> " + base + "pong -> " + base + "ping"},
+        {"n/1", "more than 10 redirects: " + base + "n/1 -> " + base + "n/2"},
+        {"tls", "to https://example.org/f: ferry does not follow https:// (it speaks no TLS)"},
+        {"ftp", "to ftp://example.org/f: ferry follows only http://"},
+        {"query", "to /f?token=1: a URL with a query"},
+        {"hostile", "to /a b\\u{9b}31m: not a URL"},
+        {"none", "a redirect (HTTP 302 Found) without a Location"},
+        {"segment", "a redirect (HTTP 302 Elsewhere) to /segment-elsewhere to a range request"},
+    };
+    for (const auto& [path, message] : cases) {
+        for (const std::string command : {"get", "stat"}) {
+            if (path == "segment" && command == "stat")
+                continue;
+            SCOPED_TRACE(path + " " + command);
+            std::vector<std::string> args{command, server.url(path)};
+            if (command == "get")
+                args.insert(args.end(), {"--retries", "0"});
+            auto r = ferry_split(work.path(), args);
+            EXPECT_EQ(r.code, 1) << r.err;
+            expect_terminal_safe(r.err);
+            EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+            EXPECT_TRUE(empty_dir(work.path())) << r.err; // no file, no .part
+        }
+    }
+}
+
+/// 1xx interim answers (100 Continue, 103 Early Hints with its headers) are skipped before the
+/// real answer; endless ones are an error, never a hang; 101 to a GET is an error.
+TEST_F(HostileServer, HttpInterimAnswersAreSkippedBoundedAndNever101) {
+    const auto content = make_content(50000, 56);
+    const std::string hints = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+                              "Link: </style.css>; rel=preload\r\n\r\n";
+    fake_http_server server{[&](const std::string& head) {
+        const auto target = target_in(head);
+        if (target == "/hinted.bin") {
+            auto file = file_at(head, "/hinted.bin", content);
+            return fake_http_server::reply{hints + file->bytes};
+        }
+        if (target == "/endless") {
+            std::string many;
+            for (int i = 0; i < 1000; ++i)
+                many += "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n";
+            return fake_http_server::reply{many}; // and then nothing, the connection kept open
+        }
+        return fake_http_server::reply{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                                       "Connection: Upgrade\r\n\r\n"};
+    }};
+    auto r = ferry_split(work.path(), {"get", server.url("hinted.bin"), "-j", "2", "--chunk-size",
+                                       "16384", "--no-verify"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(read_file(work / "hinted.bin") == content);
+    auto st = ferry_split(work.path(), {"stat", server.url("hinted.bin")});
+    ASSERT_EQ(st.code, 0) << st.err;
+    EXPECT_NE(st.out.find("size:     50000"), std::string::npos) << st.out;
+    std::filesystem::remove(work / "hinted.bin");
+    for (const auto& [path, message] :
+         std::vector<std::pair<std::string, std::string>>{
+             {"endless", "more than 8 interim (1xx) responses before the answer"},
+             {"upgrade", "101 Switching Protocols to a request that asked for no upgrade"}}) {
+        for (const std::string command : {"get", "stat"}) {
+            SCOPED_TRACE(path + " " + command);
+            auto f = ferry_split(work.path(), {command, server.url(path), "--stall-timeout", "60"});
+            EXPECT_EQ(f.code, 1) << f.err;
+            EXPECT_NE(f.err.find(message), std::string::npos) << f.err;
+            EXPECT_TRUE(empty_dir(work.path())) << f.err;
+        }
     }
 }
 

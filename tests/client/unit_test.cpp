@@ -61,6 +61,85 @@ TEST(Url, HttpFormsAndTheirOrigin) {
     EXPECT_NE(error.find("https:// is not supported"), std::string::npos) << error;
 }
 
+/// RFC 3986 5.4's examples (its base without the query, which ferry never sends).
+TEST(Url, RedirectsResolveAsRfc3986Says) {
+    std::string error;
+    const auto base = fc::parse_url("http://a/b/c/d;p", error);
+    ASSERT_TRUE(base) << error;
+    const std::vector<std::pair<std::string, std::string>> table{
+        {"g", "http://a:80/b/c/g"},
+        {"./g", "http://a:80/b/c/g"},
+        {"g/", "http://a:80/b/c/g"},
+        {"/g", "http://a:80/g"},
+        {"//g", "http://g:80/"},
+        {";x", "http://a:80/b/c/;x"},
+        {"g;x", "http://a:80/b/c/g;x"},
+        {"#s", "http://a:80/b/c/d;p"},
+        {"g#s", "http://a:80/b/c/g"},
+        {".", "http://a:80/b/c"},
+        {"./", "http://a:80/b/c"},
+        {"..", "http://a:80/b"},
+        {"../", "http://a:80/b"},
+        {"../g", "http://a:80/b/g"},
+        {"../..", "http://a:80/"},
+        {"../../", "http://a:80/"},
+        {"../../g", "http://a:80/g"},
+        {"../../../g", "http://a:80/g"},
+        {"../../../../g", "http://a:80/g"},
+        {"/./g", "http://a:80/g"},
+        {"/../g", "http://a:80/g"},
+        {"g.", "http://a:80/b/c/g."},
+        {".g", "http://a:80/b/c/.g"},
+        {"g..", "http://a:80/b/c/g.."},
+        {"..g", "http://a:80/b/c/..g"},
+        {"./../g", "http://a:80/b/g"},
+        {"./g/.", "http://a:80/b/c/g"},
+        {"g/./h", "http://a:80/b/c/g/h"},
+        {"g/../h", "http://a:80/b/c/h"},
+        {"g;x=1/./y", "http://a:80/b/c/g;x=1/y"},
+        {"g;x=1/../y", "http://a:80/b/c/y"},
+        {"HTTP://Other:8080/x%20y", "http://Other:8080/x y"},
+        {"http://[::1]:81/z/../w", "http://[::1]:81/w"},
+        {"/caf\xC3\xA9", "http://a:80/caf\xC3\xA9"},
+    };
+    // (str() shows the path as ferry requests it: without the '/' that ends "g/" or ".".)
+    for (const auto& [reference, resolved] : table) {
+        const auto u = fc::resolve_url(*base, reference, error);
+        ASSERT_TRUE(u) << reference << ": " << error;
+        EXPECT_EQ(u->str(), resolved) << reference;
+    }
+    // A listing's request is for the path and '/': its relative references resolve below it.
+    EXPECT_EQ(fc::resolve_url(*base, "g", error, true)->str(), "http://a:80/b/c/d;p/g");
+    EXPECT_EQ(fc::resolve_url(*base, "../g", error, true)->str(), "http://a:80/b/c/g");
+    EXPECT_TRUE(fc::resolve_url(*base, "g/", error)->trailing_slash);
+    EXPECT_FALSE(fc::resolve_url(*base, "g", error)->trailing_slash);
+    const std::vector<std::pair<std::string, std::string>> refused{
+        {"", "no Location"},
+        {"https://a/x", "ferry does not follow https://"},
+        {"HTTPS://a/x", "ferry does not follow https://"},
+        {"ftp://a/x", "follows only http://"},
+        {"mailto:x@a", "follows only http://"},
+        {"ferry://a/x", "follows only http://"},
+        {"http:g", "without a host"},
+        {"http:///x", "without a host"},
+        {"http://u:p@a/x", "credentials"},
+        {"g?y", "query"},
+        {"/a b", "not a URL"},
+        {"/a\tb", "not a URL"},
+        {"/a\r\nSet-Cookie: x", "not a URL"},
+        {"/a%zz", "not a URL"},
+        {"/a%4", "not a URL"},
+        {"http://a:99999/x", "not a URL ferry can follow"},
+        {"/\xff", "not a URL ferry can follow"},
+        {"/%00", "not a URL ferry can follow"},
+    };
+    for (const auto& [reference, why] : refused) {
+        error.clear();
+        EXPECT_FALSE(fc::resolve_url(*base, reference, error)) << reference;
+        EXPECT_NE(error.find(why), std::string::npos) << reference << ": " << error;
+    }
+}
+
 TEST(HttpConnection, StatusesMapAsTheFerryProtocolsDo) {
     const std::map<unsigned, fp::status> table{
         {400, fp::status::bad_request},    {401, fp::status::forbidden},

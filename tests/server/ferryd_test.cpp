@@ -700,6 +700,89 @@ TEST(Ferryd, ASegmentedDownloadFinishesAcrossSigterm) {
     EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(30)), 0);
 }
 
+/// The same over HTTP: ferryd's drain keeps answering the connections that exist (as the Ferry
+/// front does), so `ferry get -j4 http://` completes on the connections it has although new
+/// ones are refused, and ferryd exits 0.
+TEST(Ferryd, ASegmentedHttpDownloadFinishesAcrossSigterm) {
+    temp_dir root;
+    temp_dir work;
+    const std::size_t size = 24 << 20;
+    const auto content = make_content(size, 18);
+    write_file(root / "big", content);
+    ferryd_process server{root.path(), {"--rate-limit", std::to_string(2 << 20)}};
+    const auto out = work / "big";
+    child_process ferry{{bin("ferry"), "get",
+                         "http://127.0.0.1:" + std::to_string(server.port()) + "/big", "-o",
+                         out.string(), "-j", "4", "--chunk-size", "1048576", "--quiet"},
+                        work / "ferry.log"};
+    ASSERT_TRUE(eventually([&] {
+        std::ifstream part{out.string() + ".part", std::ios::binary};
+        for (std::size_t at = 0; at < (8 << 20); at += 1 << 20) {
+            std::string head(4096, '\0');
+            if (!part.seekg(static_cast<std::streamoff>(at)) || !part.read(head.data(), 4096) ||
+                head != content.substr(at, 4096))
+                return false;
+        }
+        return true;
+    }));
+    ASSERT_FALSE(std::filesystem::exists(out)) << "the download was already over";
+    server.process().signal(SIGTERM);
+    EXPECT_TRUE(eventually([&] {
+        try {
+            auto late = test_client::connect(server.port());
+            return false;
+        } catch (const std::runtime_error&) {
+            return true;
+        }
+    }));
+    EXPECT_EQ(ferry.wait_exit(std::chrono::seconds(60)), 0) << read_file(work / "ferry.log");
+    ASSERT_TRUE(std::filesystem::exists(out)) << read_file(work / "ferry.log");
+    EXPECT_EQ(sha256_hex(read_file(out)), sha256_hex(content));
+    EXPECT_FALSE(std::filesystem::exists(out.string() + ".part"));
+    EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(30)), 0);
+}
+
+/// A drain too short for the download: the transfers are cut, new connections refused, and
+/// ferry fails with a network error (exit 5) keeping its .part; a rerun against a ferryd
+/// restarted on the same root and port resumes it to identical bytes.
+TEST(Ferryd, AnHttpDownloadCutByTheDrainDeadlineResumesFromAFreshFerryd) {
+    temp_dir root;
+    temp_dir work;
+    const std::size_t size = 24 << 20;
+    const auto content = make_content(size, 19);
+    write_file(root / "big", content);
+    auto server = std::make_unique<ferryd_process>(
+        root.path(), std::vector<std::string>{"--rate-limit", std::to_string(2 << 20),
+                                              "--drain-timeout", "0.5"});
+    const auto port = server->port();
+    const auto out = work / "big";
+    const std::vector<std::string> get{bin("ferry"), "get",
+                                       "http://127.0.0.1:" + std::to_string(port) + "/big",
+                                       "-o", out.string(), "-j", "4", "--chunk-size", "1048576",
+                                       "--retries", "2", "--quiet", "--json"};
+    child_process ferry{get, work / "ferry.log"};
+    ASSERT_TRUE(eventually([&] {
+        std::ifstream part{out.string() + ".part", std::ios::binary};
+        std::string head(4096, '\0');
+        return part.seekg(4 << 20) && part.read(head.data(), 4096) &&
+               head == content.substr(4 << 20, 4096);
+    }));
+    server->process().signal(SIGTERM);
+    EXPECT_EQ(server->process().wait_exit(std::chrono::seconds(30)), 0);
+    EXPECT_EQ(ferry.wait_exit(std::chrono::seconds(60)), 5) << read_file(work / "ferry.log");
+    ASSERT_FALSE(std::filesystem::exists(out));
+    ASSERT_TRUE(std::filesystem::exists(out.string() + ".part"));
+    server.reset();
+    ferryd_process again{root.path(), {"--listen", "127.0.0.1:" + std::to_string(port)}};
+    child_process rerun{get, work / "rerun.log"};
+    ASSERT_EQ(rerun.wait_exit(std::chrono::seconds(60)), 0) << read_file(work / "rerun.log");
+    const auto log = read_file(work / "rerun.log"); // ferry get --json, indented by 2
+    EXPECT_NE(log.find("\"resumed\": true"), std::string::npos) << log;
+    EXPECT_EQ(log.find("\"fetched\": " + std::to_string(size) + ","), std::string::npos) << log;
+    EXPECT_EQ(sha256_hex(read_file(out)), sha256_hex(content));
+    EXPECT_FALSE(std::filesystem::exists(out.string() + ".part"));
+}
+
 TEST(Ferryd, AStalledTransferEndsWithAReset) {
     temp_dir root;
     write_file(root / "big", make_content(64 << 20, 17));

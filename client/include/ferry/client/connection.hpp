@@ -23,10 +23,10 @@ namespace fp = ferry::protocol;
 using transport::clock;
 using transport::error_code;
 
-/// Why a request failed: the network (reset, EOF, timeout), the server's bytes (protocol), or
-/// the server's answer (an ERROR frame).
+/// Why a request failed: the network (reset, EOF, timeout), the server's bytes (protocol), the
+/// server's answer (an ERROR frame), or an HTTP redirect elsewhere (which the caller may follow).
 struct failure {
-    enum class kind { none, network, protocol, server };
+    enum class kind { none, network, protocol, server, redirect };
     kind what = kind::none;
     error_code net;
     std::error_code proto;
@@ -44,6 +44,16 @@ struct failure {
     /// A reply that decodes but cannot be acted on: message() is "the server sent " + what.
     static failure invalid(std::string what) {
         return {kind::protocol, {}, fp::protocol_errc::bad_range, {}, std::move(what)};
+    }
+    /// An HTTP redirect (301, 302, 303, 307, 308): `detail` is its Location as sent (a peer's
+    /// text: escape it where shown), error.message "HTTP 302 Found". Unfollowed, it counts as a
+    /// protocol error (exit 1, never retried).
+    static failure redirect(std::string status, std::string location) {
+        return {kind::redirect,
+                {},
+                {},
+                {fp::status::ok, false, 0, std::move(status)},
+                std::move(location)};
     }
 };
 

@@ -30,7 +30,9 @@ public:
 
     /// HEAD (with `Want-Repr-Digest: sha-256=10` when want_sha256). 200: a regular file (size
     /// from Content-Length, mtime from Last-Modified, sha256 from Repr-Digest when offered);
-    /// a redirect to the same path plus "/": a directory. Other statuses: server failures.
+    /// a redirect to the same path plus "/": a directory; another redirect (301, 302, 303, 307,
+    /// 308): a failure of kind redirect, for the caller to follow or not (as from list and
+    /// start_get). Other statuses: server failures. Interim (1xx) answers are skipped.
     asio::awaitable<failure> stat(const std::string& path, bool want_sha256,
                                   fp::stat_reply& out) override;
     /// GET PATH/ with `Accept: application/json`: the JSON array nginx's `autoindex_format
@@ -48,6 +50,8 @@ public:
 
     /// The largest head a response may have, and the largest listing body.
     static constexpr std::size_t max_head_size = 64 * 1024;
+    /// The most interim (1xx) responses skipped before an answer.
+    static constexpr unsigned max_interim = 8;
     static constexpr std::size_t max_listing_size = 64 << 20;
 
 private:
@@ -57,13 +61,18 @@ private:
     /// Reads more bytes into buffer_ (at most `limit` buffered in all).
     asio::awaitable<failure> receive_more(std::size_t limit);
     std::string request_head(std::string_view method, const std::string& target) const;
+    /// Skips interim (1xx) responses (at most max_interim; a 101 is a protocol failure), then
+    /// parses the answer into `p`.
+    template <class Parser>
+    asio::awaitable<failure> read_response(Parser& p, bool whole);
     /// Feeds buffer_ to `p` until its head is parsed (with `whole`, its body too), reading
     /// more as needed; sets keep_alive_. A malformed or oversized head is a protocol failure.
     template <class Parser>
-    asio::awaitable<failure> read_response(Parser& p, bool whole);
+    asio::awaitable<failure> parse(Parser& p, bool whole);
     /// start_get's second half: the response head to `request`, checked into `out`.
     asio::awaitable<failure> read_get_head(const fp::get_request& request, fp::get_header& out);
 
+    url base_; ///< the server's scheme, host and port: what a redirect is resolved against
     std::string host_;
     boost::beast::flat_buffer buffer_;
     bool keep_alive_ = true;     ///< the last response allows another request

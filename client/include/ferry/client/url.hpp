@@ -19,6 +19,8 @@ struct url {
     std::string host; ///< a name or an IP literal (without brackets)
     std::uint16_t port = default_port;
     std::string path; ///< decoded and normalised, relative to the served root: no leading '/'
+    /// The path as written ended with '/' (HTTP's spelling of a directory; `path` drops it).
+    bool trailing_slash = false;
 
     /// "host:port", IPv6 hosts in brackets.
     std::string authority() const;
@@ -37,5 +39,18 @@ std::string normal_path(std::string_view path);
 /// normalised (normal_path), so messages and base names do not depend on its spelling. Returns
 /// nullopt and sets `error` for anything else.
 std::optional<url> parse_url(std::string_view text, std::string& error);
+
+/// The http:// URL a redirect's Location names, resolved against the URL of the request it
+/// answered (RFC 3986 5.2: absolute, scheme-relative `//host/p`, absolute-path `/p`, relative
+/// `p` or `../p`, with dot segments removed; a fragment is dropped), then read as parse_url
+/// reads a URL. Returns nullopt and sets `error` (why, as in "a redirect to X: " + error) for a
+/// Location that is empty, holds a control character, space or bad %-escape, names another
+/// scheme (https://: ferry speaks no TLS), credentials (user@host) or a query (`?`: a request
+/// carries a path only), or that parse_url refuses. `reference` is a peer's text: escape it
+/// where it is shown.
+/// `directory`: the request was for base's path and '/' (a listing), which relative references
+/// resolve against.
+std::optional<url> resolve_url(const url& base, std::string_view reference, std::string& error,
+                               bool directory = false);
 
 } // namespace ferry::client
