@@ -29,6 +29,15 @@ namespace {
 /// bench connections would touch 640 MiB for it.
 constexpr std::size_t read_size = 16 * 1024;
 
+/// Bytes that cannot begin an HTTP/1.x answer: not a prefix of "HTTP/1.". (Beast waits for the
+/// whole head before it judges the status line, so a peer that sends a little garbage and
+/// closes would otherwise look like a cut connection, retried as a network error.)
+bool not_http(const beast::flat_buffer& b) {
+    const std::string_view got{static_cast<const char*>(b.data().data()),
+                               std::min<std::size_t>(b.size(), 7)};
+    return !got.empty() && std::string_view{"HTTP/1."}.substr(0, got.size()) != got;
+}
+
 std::string_view view(beast::string_view s) {
     return {s.data(), s.size()};
 }
@@ -236,9 +245,14 @@ asio::awaitable<failure> http_connection::read_response(Parser& p, bool whole) {
     // Interim answers first (RFC 9110 15.2): 100 Continue, 103 Early Hints and the like are
     // skipped, a bounded number of them, each within the head limit and the stall timeout.
     for (unsigned interim = 0;; ++interim) {
-        while (buffer_.size() < 10) // "HTTP/1.1 1": enough to tell an interim answer
-            if (auto f = co_await receive_more(max_head_size); f)
-                co_return f;
+        while (buffer_.size() < 10) { // "HTTP/1.1 1": enough to tell an interim answer
+            auto f = co_await receive_more(max_head_size);
+            if (f && f.net == asio::error::eof && not_http(buffer_))
+                co_return failure::invalid("an invalid HTTP response: it does not start with "
+                                           "HTTP/1.");
+            if (f)
+                co_return f; // a head cut short: a network error
+        }
         const auto* b = static_cast<const char*>(buffer_.data().data());
         if (std::string_view{b, 7} != "HTTP/1." || b[8] != ' ' || b[9] != '1')
             break;
@@ -288,6 +302,8 @@ asio::awaitable<failure> http_connection::parse(Parser& p, bool whole) {
                 co_return failure{};
             }
         }
+        if (f && f.net == asio::error::eof && !p.is_header_done() && not_http(buffer_))
+            f = failure::invalid("an invalid HTTP response: it does not start with HTTP/1.");
         if (f) {
             reusable_ = false;
             co_return f;

@@ -97,9 +97,10 @@ po::options_description serving_options() {
         "max-connections-per-ip", strict_value<std::size_t>()->default_value({0}),
         "connections per client address (0: no limit)")(
         "max-listings", strict_value<std::size_t>()->default_value({32}),
-        "directory listings in progress at once (HTTP and Ferry LIST); more get 'busy'")(
-        "busy-retry-after", strict_value<double>()->default_value({1.0}),
-        "seconds a 'busy' reply tells the client to wait")(
+        "directory listings in progress at once (HTTP and Ferry LIST; a quarter per client "
+        "address); more get 'busy'")("busy-retry-after",
+                                     strict_value<double>()->default_value({1.0}),
+                                     "seconds a 'busy' reply tells the client to wait")(
         "request-timeout", strict_value<double>()->default_value({10.0}),
         "seconds for a complete request frame to arrive")(
         "progress-timeout", strict_value<double>()->default_value({30.0}),

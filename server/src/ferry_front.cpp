@@ -253,7 +253,7 @@ list_batch read_batch(const dir_ptr& dir, const path_resolver& resolver) {
 }
 
 asio::awaitable<exchange> serve_list(stream_socket& socket, const session_context& ctx,
-                                     const fp::list_request& req) {
+                                     const fp::list_request& req, const asio::ip::address& peer) {
     exchange x;
     auto target = ctx.resolver.open_directory(req.path);
     if (target.status != fp::status::ok) {
@@ -262,7 +262,7 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
             !co_await send_error(socket, ctx, target.status, target.reason + ": " + req.path);
         co_return x;
     }
-    const auto slot = ctx.listings.try_acquire(); // held until LIST_END (--max-listings)
+    const auto slot = ctx.listings.try_acquire(peer); // held until LIST_END (--max-listings)
     if (!slot) {
         x.status = fp::status::busy;
         x.keep_open = !co_await send_error(
@@ -351,7 +351,7 @@ asio::awaitable<exchange> serve_request(connection& c, const session_context& ct
     } else if (type == fp::frame_type::stat_request) {
         x = co_await serve_stat(socket, ctx, stat);
     } else {
-        x = co_await serve_list(socket, ctx, list);
+        x = co_await serve_list(socket, ctx, list, c.slot.address());
     }
     if (ctx.access.should_log(spdlog::level::info)) { // no formatting when the log is off
         const auto micros =
@@ -379,6 +379,7 @@ asio::awaitable<std::optional<std::string>> serve_ferry(connection& c, const ses
     frame_buffer buffer;
     std::string why;
     bool linger = false; // an ERROR was sent before closing: close gently
+    unsigned in_a_row = 0;
     for (;;) {
         // While draining, requests are served as they come (a segmented download's next
         // chunk). Past the drain deadline (cancelled), requests still buffered are refused: the
@@ -425,6 +426,8 @@ asio::awaitable<std::optional<std::string>> serve_ferry(connection& c, const ses
         }
         if (buffer.empty())
             co_return std::nullopt; // idle: park it, and this frame and buffer are freed
+        if (++in_a_row % requests_between_yields == 0) // pipelined: let the others run too
+            co_await yield_to_others();
     }
     c.slot.release();
     if (linger)

@@ -568,7 +568,7 @@ asio::awaitable<exchange> serve_directory(request_context& r, std::string_view p
                       r.after != persistence::close;
         co_return x;
     }
-    const auto slot = r.ctx.listings.try_acquire(); // held until the body is sent
+    const auto slot = r.ctx.listings.try_acquire(r.c.slot.address()); // until the body is sent
     if (!slot)
         co_return co_await answer_text(
             r, 503, "busy: too many directory listings at once; retry later",
@@ -784,6 +784,7 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
     out.reserve(512 + small_body);
     std::string why;
     bool linger = false; // an error answer was sent before closing: close gently
+    unsigned in_a_row = 0;
     for (;;) {
         if (cancel_state.cancelled() != asio::cancellation_type::none) {
             why = "server shutting down";
@@ -850,6 +851,8 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
         }
         if (buffer.size() == 0)
             co_return std::nullopt; // idle: park it, and this frame and its buffers are freed
+        if (++in_a_row % requests_between_yields == 0) // pipelined: let the others run too
+            co_await yield_to_others();
     }
     c.slot.release();
     if (linger)

@@ -4,7 +4,10 @@
 
 #include <array>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <chrono>
 #include <fcntl.h>
@@ -63,6 +66,10 @@ tcp_cork::tcp_cork(stream_socket& s) : fd_(s.native_handle()) {
 tcp_cork::~tcp_cork() {
     const int off = 0;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+}
+
+asio::awaitable<void> yield_to_others() {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
 }
 
 std::shared_ptr<const std::string> keep_small_file(const session_context& ctx,

@@ -49,6 +49,14 @@ inline constexpr std::uint64_t small_body = 16 * 1024;
 /// trade-off as sendfile). Returns the bytes read (fewer: the file ended), or -errno.
 std::int64_t read_at(int fd, std::span<std::byte> out, std::uint64_t offset) noexcept;
 
+/// Requests a connection may have served back to back without its coroutine ever waiting (a
+/// pipelining client: reads and writes complete at once) before it lets the thread's other
+/// connections, and a cancellation, run.
+inline constexpr unsigned requests_between_yields = 16;
+
+/// Lets the rest of the thread's work run: resumes after what is queued now.
+asio::awaitable<void> yield_to_others();
+
 /// The whole contents of `file` (opened for reading, `file.st` its version) when it is small
 /// (at most small_body bytes) and settled enough to be kept in ctx.small_files: read, checked
 /// to be still the version `file.st` describes, and offered to the cache. Null otherwise: then

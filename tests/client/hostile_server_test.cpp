@@ -328,6 +328,16 @@ TEST_F(HostileServer, HttpBodiesFramedAnyWayButContentLengthAreProtocolErrors) {
     }
 }
 
+TEST_F(HostileServer, AnAnswerTooShortToBeHttpIsAProtocolErrorNotRetried) {
+    fake_http_server server{[](const std::string&) {
+        return fake_http_server::reply{"BAD\r\n", true};
+    }};
+    auto r = ferry_split(work.path(), {"get", server.url("f.bin"), "--retries", "3"});
+    EXPECT_EQ(r.code, 1) << r.err; // not 5: a network error would be retried, then resumable
+    EXPECT_NE(r.err.find("an invalid HTTP response"), std::string::npos) << r.err;
+    EXPECT_TRUE(empty_dir(work.path())) << r.err;
+}
+
 TEST_F(HostileServer, AnHttpBodyCutShortIsANetworkErrorAndNeverPublished) {
     fake_http_server server{http_file(100, [](const std::string&) {
         return fake_http_server::reply{

@@ -320,7 +320,7 @@ TEST_F(HttpTest, ASmallFileIsServedFromMemoryOnlyInTheVersionThatWasRead) {
     auto conn = connect();
     conn.send(get("/small.txt"));
     EXPECT_EQ(conn.read().body, first + "!");
-    EXPECT_EQ(h.small_files().size_in_bytes(), first.size() + 1); // kept
+    EXPECT_EQ(h.small_files().size_in_bytes(), fs::small_file_cache::cost(first + "!")); // kept
     conn.send(get("/small.txt", "Range: bytes=4-8\r\n"));         // a slice of what is kept
     const auto slice = conn.read();
     EXPECT_EQ(slice.status, 206);
@@ -749,7 +749,7 @@ TEST_F(HttpTest, AHeadOfADirectoryReadsNothingYetAnswersAsAGetWould) {
     response get_head;
     {
         // The one listing slot is taken: a GET must wait, but a HEAD reads nothing, so needs none.
-        const auto taken = h.listings().try_acquire();
+        const auto taken = h.listings().try_acquire(asio::ip::make_address("192.0.2.1"));
         ASSERT_TRUE(taken);
         conn.send(get("/big/") + "HEAD /big/ HTTP/1.1\r\nHost: test\r\n\r\n");
         EXPECT_EQ(conn.read().status, 503);
@@ -784,7 +784,7 @@ TEST_F(HttpTest, OverTheListingCapHttpAndFerryListingsAreBusyAndTheConnectionGoe
     auto conn = connect();
     auto ferry = h.connect();
     {
-        const auto taken = h.listings().try_acquire();
+        const auto taken = h.listings().try_acquire(asio::ip::make_address("192.0.2.1"));
         conn.send(get("/sub/") + get("/hello.txt"));
         const auto r = conn.read();
         EXPECT_EQ(r.status, 503);

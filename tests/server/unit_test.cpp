@@ -2,6 +2,7 @@
 // connection_limits, rate_limiter, config parsing, and the transport's with_timeout and
 // frame_buffer.
 #include "ferry/server/config.hpp"
+#include "ferry/server/listing_limit.hpp"
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/rate_limiter.hpp"
 #include "ferry/server/session_registry.hpp"
@@ -17,6 +18,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstring>
+#include <deque>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -152,11 +154,11 @@ std::shared_ptr<const std::string> bytes(std::size_t n, char c) {
 
 TEST(SmallFileCache, KeepsOnlySettledVersionsAndAnswersOnlyForThatExactVersion) {
     constexpr std::int64_t second = 1'000'000'000;
-    fs::small_file_cache cache{1000};
+    fs::small_file_cache cache{4096}; // settles in 3 s
     const auto v = version(7, 10, 100, 100);
-    cache.offer(v, bytes(10, 'a'), 101 * second + second / 2); // 1.5 s old: not kept yet
+    cache.offer(v, bytes(10, 'a'), 102 * second + second / 2); // 2.5 s old: not kept yet
     EXPECT_EQ(cache.find(v), nullptr);
-    cache.offer(v, bytes(10, 'a'), 102 * second);
+    cache.offer(v, bytes(10, 'a'), 103 * second);
     ASSERT_NE(cache.find(v), nullptr);
     EXPECT_EQ(*cache.find(v), std::string(10, 'a'));
     // Any other size, mtime or ctime of the same inode is another version.
@@ -164,37 +166,45 @@ TEST(SmallFileCache, KeepsOnlySettledVersionsAndAnswersOnlyForThatExactVersion) 
     EXPECT_EQ(cache.find(version(7, 10, 99, 100)), nullptr);
     EXPECT_EQ(cache.find(version(7, 10, 100, 150)), nullptr);
     EXPECT_EQ(cache.find(version(8, 10, 100, 100)), nullptr);
-    // Bytes that are not the whole version are refused.
+    // Bytes that are not the whole version are refused; so is an empty file (nothing saved).
     cache.offer(version(9, 10, 100, 100), bytes(9, 'b'), 200 * second);
     EXPECT_EQ(cache.find(version(9, 10, 100, 100)), nullptr);
+    cache.offer(version(10, 0, 100, 100), bytes(0, 'b'), 200 * second);
+    EXPECT_EQ(cache.find(version(10, 0, 100, 100)), nullptr);
     // A newer version of the inode replaces the old one.
     const auto v2 = version(7, 10, 150, 150);
     cache.offer(v2, bytes(10, 'c'), 200 * second);
     EXPECT_EQ(*cache.find(v2), std::string(10, 'c'));
     EXPECT_EQ(cache.find(v), nullptr);
-    EXPECT_EQ(cache.size_in_bytes(), 10U);
+    EXPECT_EQ(cache.size_in_bytes(), fs::small_file_cache::cost(std::string(10, 'c')));
+    // A file stamped in the year 2400 (past 64-bit nanoseconds) is judged without overflow.
+    auto future = version(11, 10, 13'569'465'600, 150);
+    cache.offer(future, bytes(10, 'd'), 200 * second);
+    EXPECT_EQ(cache.find(future), nullptr);
 }
 
-TEST(SmallFileCache, StaysWithinItsBudgetDroppingTheLeastRecentlyUsed) {
+TEST(SmallFileCache, StaysWithinItsBudgetCountingBookkeepingAndDroppingTheLeastRecentlyUsed) {
     constexpr std::int64_t now = 1000LL * 1'000'000'000;
-    fs::small_file_cache cache{300};
+    const auto each = fs::small_file_cache::cost(std::string(100, 'x'));
+    fs::small_file_cache cache{3 * each};
     for (std::uint64_t ino = 1; ino <= 3; ++ino)
         cache.offer(version(ino, 100, 1, 1), bytes(100, 'x'), now);
-    EXPECT_EQ(cache.size_in_bytes(), 300U);
+    EXPECT_EQ(cache.size_in_bytes(), 3 * each);
     ASSERT_NE(cache.find(version(1, 100, 1, 1)), nullptr);    // 1 is now the most recent
     cache.offer(version(4, 100, 1, 1), bytes(100, 'y'), now); // 2 goes
-    EXPECT_EQ(cache.size_in_bytes(), 300U);
+    EXPECT_EQ(cache.size_in_bytes(), 3 * each);
     EXPECT_EQ(cache.find(version(2, 100, 1, 1)), nullptr);
     EXPECT_NE(cache.find(version(1, 100, 1, 1)), nullptr);
     EXPECT_NE(cache.find(version(3, 100, 1, 1)), nullptr);
     EXPECT_NE(cache.find(version(4, 100, 1, 1)), nullptr);
-    cache.offer(version(5, 301, 1, 1), bytes(301, 'z'), now); // larger than the budget
-    EXPECT_EQ(cache.find(version(5, 301, 1, 1)), nullptr);
-    EXPECT_EQ(cache.size_in_bytes(), 300U);
+    const auto too_big = static_cast<std::int64_t>(3 * each - 255); // costs one byte too many
+    cache.offer(version(5, too_big, 1, 1), bytes(static_cast<std::size_t>(too_big), 'z'), now);
+    EXPECT_EQ(cache.find(version(5, too_big, 1, 1)), nullptr);
+    EXPECT_EQ(cache.size_in_bytes(), 3 * each);
 
     fs::small_file_cache none{0};
-    none.offer(version(1, 0, 1, 1), bytes(0, 'x'), now);
-    EXPECT_EQ(none.find(version(1, 0, 1, 1)), nullptr);
+    none.offer(version(1, 1, 1, 1), bytes(1, 'x'), now);
+    EXPECT_EQ(none.find(version(1, 1, 1, 1)), nullptr);
 }
 
 TEST_F(ResolverTest, HostileNamesNeverOpenAnythingOutsideTheRoot) {
@@ -335,6 +345,32 @@ TEST(PathResolver, AMissingRootFailsAtStartUp) {
 }
 
 // ---- session_registry and connection_limits -------------------------------------------------
+
+TEST(ListingLimit, OneAddressHoldsAQuarterOfTheSlotsAndAllOfThemAreBounded) {
+    fs::listing_limit limit{8}; // 2 per address
+    const auto a = asio::ip::make_address("10.0.0.1");
+    const auto b = asio::ip::make_address("::1");
+    EXPECT_EQ(limit.max_per_address(), 2U);
+    std::deque<fs::listing_slot> held;
+    held.push_back(limit.try_acquire(a));
+    held.push_back(limit.try_acquire(a));
+    EXPECT_FALSE(limit.try_acquire(a)); // a's share
+    for (int i = 0; i < 2; ++i)
+        held.push_back(limit.try_acquire(b));
+    for (const char* other : {"10.0.0.2", "10.0.0.3"})
+        for (int i = 0; i < 2; ++i)
+            held.push_back(limit.try_acquire(asio::ip::make_address(other)));
+    for (const auto& s : held)
+        EXPECT_TRUE(s);
+    EXPECT_EQ(limit.active(), 8U);
+    EXPECT_FALSE(limit.try_acquire(asio::ip::make_address("10.0.0.4"))); // all of them
+    held.pop_front();                                                    // one of a's ends
+    EXPECT_EQ(limit.active(), 7U);
+    EXPECT_FALSE(limit.try_acquire(b)); // b still holds its share
+    EXPECT_TRUE(limit.try_acquire(a));  // a may again (and gives it back at once)
+    EXPECT_EQ(limit.active(), 7U);
+    EXPECT_EQ(fs::listing_limit{1}.max_per_address(), 1U); // at least one
+}
 
 TEST(ConnectionLimits, CountsAreExact) {
     fs::connection_limits limits{3, 2};

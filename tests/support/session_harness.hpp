@@ -55,7 +55,7 @@ public:
     temp_dir root;
     fs::server_config config = test_config(root.path());
     /// How old a small file's version must be before the small-file cache keeps it.
-    std::chrono::nanoseconds small_file_settle = std::chrono::seconds(2);
+    std::chrono::nanoseconds small_file_settle = std::chrono::seconds(3);
 
     /// Starts the io_context thread (after the test has adjusted `config`).
     void start() {

@@ -3,12 +3,14 @@
 // The path is still resolved for every request (openat2 beneath the root, then fstat: the
 // confinement and the answer's metadata never come from a cache); only the file's contents are
 // reused, and only for the exact version fstat just saw: device, inode, size, mtime and ctime.
-// A version is kept only once it has settled (mtime and ctime at least two seconds old: more
-// than the coarsest timestamps of the file systems Linux writes, FAT's two seconds), so any
+// A version is kept only once it has settled (mtime and ctime at least three seconds old: more
+// than the coarsest timestamps of the file systems Linux writes, FAT's two seconds, plus the
+// kernel's coarse clock lagging this one by a tick), so any
 // later write gives the file a new mtime, and a write in progress when it was read would have
 // left a recent one. Not covered: writes through a shared mapping (mmap), which the kernel
 // stamps only when a page is first dirtied, and a network file system whose server's clock
-// lags this one's: serve such files with --small-file-cache 0. A hit spares the re-open, the read and two closes (docs/benchmarks.md).
+// lags this one's: serve such files with --small-file-cache 0. A hit spares the re-open, the read
+// and two closes (docs/benchmarks.md).
 #pragma once
 
 #include <chrono>
@@ -25,10 +27,15 @@ namespace ferry::server {
 
 class small_file_cache {
 public:
-    /// Keeps at most `budget` bytes of contents (least recently used out first); 0 keeps none.
+    /// What an entry counts against the budget: its bytes and its bookkeeping (list and map
+    /// nodes, the string, the shared_ptr's control block).
+    static std::size_t cost(const std::string& bytes) noexcept { return bytes.size() + 256; }
+
+    /// Keeps at most `budget` bytes (contents plus bookkeeping, see cost; least recently used
+    /// out first); 0 keeps none.
     /// A version is kept once its mtime and ctime are `settle` old (tests shorten it).
     explicit small_file_cache(std::size_t budget,
-                              std::chrono::nanoseconds settle = std::chrono::seconds(2))
+                              std::chrono::nanoseconds settle = std::chrono::seconds(3))
         : budget_(budget), settle_(settle.count()) {}
 
     /// The whole contents of the version `st` describes, or null.
@@ -58,8 +65,8 @@ private:
     struct entry {
         key k;
         std::int64_t size;
-        std::int64_t mtime_ns;
-        std::int64_t ctime_ns;
+        struct timespec mtime;
+        struct timespec ctime;
         std::shared_ptr<const std::string> bytes;
     };
     using lru = std::list<entry>; // most recently used first
