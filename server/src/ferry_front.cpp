@@ -74,36 +74,30 @@ asio::awaitable<exchange> serve_small(stream_socket& socket, const session_conte
     auto buf = std::make_unique_for_overwrite<std::byte[]>(header_size + length + trailer_size);
     const std::span out{buf.get(), header_size + length + trailer_size};
     auto body = out.subspan(header_size, length);
-    if (bytes) {
+    if (bytes) { // that very version: nothing to read, nothing that could have changed
         std::memcpy(body.data(), bytes->data() + header.offset, length);
         x.status = fp::status::ok;
-        x.bytes = length;
-        (void)fp::encode(header, out.first(header_size));
-        (void)fp::encode(fp::get_trailer{x.status}, out.last(trailer_size));
-        x.keep_open = !co_await transport::write_all(socket, out, ctx.config.progress_timeout);
-        if (!x.keep_open)
+    } else {
+        const auto got = read_at(file.fd.get(), body, header.offset);
+        if (got < 0) {
             x.status = fp::status::internal_error;
-        co_return x;
+            x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                               std::string{"internal error: reading the file: "} +
+                                                   std::strerror(static_cast<int>(-got)));
+            co_return x;
+        }
+        if (static_cast<std::size_t>(got) < length) {
+            x.status = fp::status::changed;
+            x.keep_open = !co_await send_error(socket, ctx, x.status,
+                                               "changed: the file shrank while it was read; retry");
+            co_return x;
+        }
+        struct stat after {};
+        const bool unchanged =
+            ::fstat(file.fd.get(), &after) == 0 && make_identity(after) == header.identity;
+        x.status = unchanged ? fp::status::ok : fp::status::changed;
     }
-    const auto got = read_at(file.fd.get(), body, header.offset);
-    if (got < 0) {
-        x.status = fp::status::internal_error;
-        x.keep_open = !co_await send_error(socket, ctx, x.status,
-                                           std::string{"internal error: reading the file: "} +
-                                               std::strerror(static_cast<int>(-got)));
-        co_return x;
-    }
-    if (static_cast<std::size_t>(got) < length) {
-        x.status = fp::status::changed;
-        x.keep_open = !co_await send_error(socket, ctx, x.status,
-                                           "changed: the file shrank while it was read; retry");
-        co_return x;
-    }
-    struct stat after {};
-    const bool unchanged =
-        ::fstat(file.fd.get(), &after) == 0 && make_identity(after) == header.identity;
-    x.status = unchanged ? fp::status::ok : fp::status::changed;
-    x.bytes = static_cast<std::uint64_t>(got);
+    x.bytes = length;
     (void)fp::encode(header, out.first(header_size));
     (void)fp::encode(fp::get_trailer{x.status}, out.last(trailer_size));
     x.keep_open = !co_await transport::write_all(socket, out, ctx.config.progress_timeout);
