@@ -69,6 +69,33 @@ asio::awaitable<std::pair<failure, std::unique_ptr<connection>>> connection::ope
     co_return std::pair{failure{}, std::move(c)};
 }
 
+connection::connection(socket_type socket, timeouts t)
+    : socket_(std::move(socket)), timeouts_(t), watchdog_(std::make_shared<watchdog>(socket_)) {}
+
+connection::~connection() {
+    watchdog_->socket = nullptr; // a handler already queued must not touch the socket
+    watchdog_->timer.cancel();   // nor keep the io_context running until the expiry
+}
+
+void connection::arm(const std::shared_ptr<watchdog>& w) {
+    w->armed = true;
+    w->timer.expires_at(w->deadline); // cancels a later wait: its handler sees operation_aborted
+    w->timer.async_wait([w](error_code ec) {
+        if (ec || !w->socket)
+            return; // re-armed earlier, or the connection is gone
+        w->armed = false;
+        if (w->deadline == clock::time_point::max())
+            return; // no wait running: the next one arms the timer again
+        if (clock::now() < w->deadline) {
+            arm(w); // the running wait began after this timer was set
+            return;
+        }
+        w->fired = true;
+        error_code ignored;
+        w->socket->cancel(ignored);
+    });
+}
+
 void connection::close() {
     error_code ignored;
     socket_.close(ignored);
@@ -232,7 +259,7 @@ asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span
             wait = std::min(wait, left);
         }
         if (!ec && n == 0)
-            std::tie(ec, n) = co_await with_timeout(
+            std::tie(ec, n) = co_await watched(
                 socket_.async_read_some(asio::buffer(out.data(), want), asio::deferred), wait);
         if (ec == asio::error::timed_out && window_bound)
             ec = {}; // judged below, with n == 0

@@ -1,15 +1,12 @@
 #include "ferry/client/http_connection.hpp"
 
+#include "ferry/client/http_response.hpp"
+
 #include "ferry/protocol/http.hpp"
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/sha256.hpp"
-#include "ferry/transport/with_timeout.hpp"
 
 #include <boost/asio/write.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/field.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -20,7 +17,6 @@ namespace ferry::client {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace http = ferry::protocol::http;
-using transport::with_timeout;
 
 namespace {
 
@@ -36,10 +32,6 @@ bool not_http(const beast::flat_buffer& b) {
     const std::string_view got{static_cast<const char*>(b.data().data()),
                                std::min<std::size_t>(b.size(), 7)};
     return !got.empty() && std::string_view{"HTTP/1."}.substr(0, got.size()) != got;
-}
-
-std::string_view view(beast::string_view s) {
-    return {s.data(), s.size()};
 }
 
 bool strong_etag(std::string_view etag) {
@@ -79,15 +71,34 @@ struct representation {
     std::int64_t mtime_ns = 0;
 };
 
-template <class Fields>
-representation represented(const Fields& head, std::uint64_t size) {
+using field = http_response::field;
+
+/// http::parse_http_date, remembering the last date parsed: a load test reads the same
+/// Last-Modified, and the same Date for a second, in every response.
+class date_memo {
+public:
+    std::optional<std::int64_t> parse(std::string_view text) {
+        if (text != text_) {
+            text_ = text;
+            seconds_ = http::parse_http_date(text);
+        }
+        return seconds_;
+    }
+
+private:
+    std::string text_;
+    std::optional<std::int64_t> seconds_;
+};
+
+representation represented(const http_response& head, std::uint64_t size) {
     representation r;
-    const auto etag = view(head[bhttp::field::etag]);
-    const auto stated = view(head[bhttp::field::last_modified]);
+    const auto etag = head[field::etag];
+    const auto stated = head[field::last_modified];
     // Last-Modified tells two versions apart only when it is at least a second older than the
     // answer's Date (RFC 9110 8.8.2.2): within that second a rewrite keeps its date.
-    const auto stated_s = http::parse_http_date(stated);
-    const auto answered_s = http::parse_http_date(view(head[bhttp::field::date]));
+    thread_local date_memo last_stated, last_answered;
+    const auto stated_s = last_stated.parse(stated);
+    const auto answered_s = last_answered.parse(head[field::date]);
     const auto modified =
         stated_s && answered_s && *stated_s < *answered_s ? stated : std::string_view{};
     // The same validators as the last response on this thread (a load test, segments of one
@@ -110,15 +121,14 @@ representation represented(const Fields& head, std::uint64_t size) {
 }
 
 /// A failure for an HTTP status that is not the answer asked for.
-template <class Fields>
-failure server_failure(const Fields& head, unsigned code, const std::string& path) {
+failure server_failure(const http_response& head, unsigned code, const std::string& path) {
     failure f;
     f.what = failure::kind::server;
     f.error.code = status_for_http(code);
     f.error.message = std::string{fp::status_text(f.error.code)} + ": " +
                       (path.empty() ? std::string{"/"} : path) + " (HTTP " + std::to_string(code) +
-                      " " + std::string{view(head.reason())} + ")";
-    if (const auto s = protocol::parse_unsigned(view(head[bhttp::field::retry_after]), 86400))
+                      " " + std::string{head.reason()} + ")";
+    if (const auto s = protocol::parse_unsigned(head[field::retry_after], 86400))
         f.error.retry_after_ms = static_cast<std::uint32_t>(*s * 1000);
     return f;
 }
@@ -132,11 +142,10 @@ bool is_redirect(unsigned code) {
     return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
 }
 
-template <class Fields>
-failure redirect_to(const Fields& head, unsigned code) {
+failure redirect_to(const http_response& head, unsigned code) {
     return failure::redirect("HTTP " + std::to_string(code) + " " +
-                                 std::string{view(head.reason())},
-                             std::string{view(head[bhttp::field::location])});
+                                 std::string{head.reason()},
+                             std::string{head[field::location]});
 }
 
 } // namespace
@@ -209,7 +218,7 @@ asio::awaitable<failure> http_connection::send(const std::string& request) {
         break;
     }
     if (sent < request.size()) {
-        auto [ec, n] = co_await with_timeout(
+        auto [ec, n] = co_await watched(
             asio::async_write(socket_, asio::buffer(request.data() + sent, request.size() - sent),
                               asio::deferred),
             timeouts_.stall);
@@ -231,7 +240,7 @@ asio::awaitable<failure> http_connection::receive_more(std::size_t limit) {
     // and Asio tries the read once before it waits anyway (one system call, not two).
     const auto space = buffer_.prepare(std::min(read_size, limit - buffer_.size()));
     auto [ec, n] =
-        co_await with_timeout(socket_.async_read_some(space, asio::deferred), timeouts_.stall);
+        co_await watched(socket_.async_read_some(space, asio::deferred), timeouts_.stall);
     buffer_.commit(n);
     if (ec) {
         reusable_ = false;
@@ -240,8 +249,7 @@ asio::awaitable<failure> http_connection::receive_more(std::size_t limit) {
     co_return failure{};
 }
 
-template <class Parser>
-asio::awaitable<failure> http_connection::read_response(Parser& p, bool whole) {
+asio::awaitable<failure> http_connection::read_response(http_response& p, bool whole) {
     // Interim answers first (RFC 9110 15.2): 100 Continue, 103 Early Hints and the like are
     // skipped, a bounded number of them, each within the head limit and the stall timeout.
     for (unsigned interim = 0;; ++interim) {
@@ -261,10 +269,10 @@ asio::awaitable<failure> http_connection::read_response(Parser& p, bool whole) {
             co_return failure::invalid("more than " + std::to_string(max_interim) +
                                        " interim (1xx) responses before the answer");
         }
-        bhttp::response_parser<bhttp::empty_body> head;
+        http_response head{head_text_};
         if (auto f = co_await parse(head, false); f)
             co_return f;
-        if (head.get().result_int() == 101) {
+        if (head.status() == 101) {
             reusable_ = false;
             co_return failure::invalid("101 Switching Protocols to a request that asked for no "
                                        "upgrade");
@@ -273,8 +281,7 @@ asio::awaitable<failure> http_connection::read_response(Parser& p, bool whole) {
     co_return co_await parse(p, whole);
 }
 
-template <class Parser>
-asio::awaitable<failure> http_connection::parse(Parser& p, bool whole) {
+asio::awaitable<failure> http_connection::parse(http_response& p, bool whole) {
     p.header_limit(max_head_size);
     for (;;) {
         if (buffer_.size() > 0) {
@@ -286,7 +293,7 @@ asio::awaitable<failure> http_connection::parse(Parser& p, bool whole) {
                 co_return failure::invalid("an invalid HTTP response: " + ec.message());
             }
             if (whole ? p.is_done() : p.is_header_done()) {
-                keep_alive_ = p.get().keep_alive();
+                keep_alive_ = p.keep_alive();
                 co_return failure{};
             }
             if (!ec && n > 0)
@@ -321,20 +328,19 @@ asio::awaitable<failure> http_connection::stat(const std::string& path, bool wan
     request += "\r\n";
     if (auto f = co_await send(request); f)
         co_return f;
-    bhttp::response_parser<bhttp::empty_body> p;
-    p.skip(true); // a HEAD: no body, whatever Content-Length says
-    if (auto f = co_await read_response(p, false); f)
+    http_response head{head_text_};
+    head.skip(true); // a HEAD: no body, whatever Content-Length says
+    if (auto f = co_await read_response(head, false); f)
         co_return f;
-    const auto& head = p.get();
     if (!keep_alive_ || buffer_.size() > 0) // a HEAD's answer ends with its head
         reusable_ = false;
-    const unsigned code = head.result_int();
+    const unsigned code = head.status();
     if (code == 200 && path.empty()) { // the root: always a directory
         out.kind = fp::file_kind::directory;
         co_return failure{};
     }
     if (code == 200) {
-        const auto length = p.content_length();
+        const auto length = head.content_length();
         if (!length)
             co_return failure::invalid("a 200 to HEAD without Content-Length");
         if (*length > fp::max_offset)
@@ -346,7 +352,7 @@ asio::awaitable<failure> http_connection::stat(const std::string& path, bool wan
         out.mtime_ns = r.mtime_ns;
         out.identity = r.identity;
         if (want_sha256)
-            if (const auto digest = view(head["Repr-Digest"]); !digest.empty())
+            if (const auto digest = head[field::repr_digest]; !digest.empty())
                 out.sha256 = http::parse_repr_digest(digest);
         co_return failure{};
     }
@@ -355,7 +361,7 @@ asio::awaitable<failure> http_connection::stat(const std::string& path, bool wan
         auto asked = base_;
         asked.path = path;
         std::string ignored;
-        const auto to = resolve_url(asked, view(head[bhttp::field::location]), ignored);
+        const auto to = resolve_url(asked, head[field::location], ignored);
         if (to && to->trailing_slash && to->origin() == asked.origin() && to->path == path) {
             out.kind = fp::file_kind::directory;
             co_return failure{};
@@ -371,20 +377,19 @@ asio::awaitable<failure> http_connection::list(const std::string& path, list_sin
     request += "Accept: application/json\r\n\r\n";
     if (auto f = co_await send(request); f)
         co_return f;
-    bhttp::response_parser<bhttp::string_body> p;
-    p.body_limit(max_listing_size);
-    p.eager(true);
-    if (auto f = co_await read_response(p, true); f)
+    http_response response{head_text_, true};
+    response.body_limit(max_listing_size);
+    response.eager(true);
+    if (auto f = co_await read_response(response, true); f)
         co_return f;
-    const auto& response = p.get();
     if (!keep_alive_ || buffer_.size() > 0)
         reusable_ = false;
-    const unsigned code = response.result_int();
+    const unsigned code = response.status();
     if (is_redirect(code))
         co_return redirect_to(response, code);
     if (code != 200)
         co_return server_failure(response, code, path);
-    const auto type = view(response[bhttp::field::content_type]);
+    const auto type = response[field::content_type];
     if (type.starts_with("text/html"))
         co_return failure::invalid("an HTML listing; ferry ls needs JSON (nginx: "
                                    "autoindex_format json)");
@@ -467,15 +472,14 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
                                                         fp::get_header& out) {
     const bool ranged = request.offset > 0 || request.length != fp::to_end;
     const bool unversioned = request.if_identity && *request.if_identity == fp::file_identity{};
-    bhttp::response_parser<bhttp::empty_body> p;
-    if (auto f = co_await read_response(p, false); f)
+    http_response head{head_text_};
+    if (auto f = co_await read_response(head, false); f)
         co_return f;
-    const auto& head = p.get();
-    const unsigned code = head.result_int();
+    const unsigned code = head.status();
     if (is_redirect(code)) {
         // Its body is skipped when it came whole with the head; else the connection goes.
-        const auto length = p.content_length();
-        if (head.count(bhttp::field::transfer_encoding) == 0 && length &&
+        const auto length = head.content_length();
+        if (!head.has(field::transfer_encoding) && length &&
             *length <= buffer_.size() && keep_alive_)
             buffer_.consume(static_cast<std::size_t>(*length));
         else
@@ -487,13 +491,13 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
         co_return server_failure(head, code, request.path);
     }
     // The body must be framed by Content-Length alone: anything else could end anywhere.
-    const auto length = p.content_length();
-    if (head.count(bhttp::field::transfer_encoding) > 0 || !length) {
+    const auto length = head.content_length();
+    if (head.has(field::transfer_encoding) || !length) {
         reusable_ = false;
         co_return failure::invalid(
-            head.count(bhttp::field::transfer_encoding) > 0
+            head.has(field::transfer_encoding)
                 ? "a file body with Transfer-Encoding (" +
-                      std::string{view(head[bhttp::field::transfer_encoding])} +
+                      std::string{head[field::transfer_encoding]} +
                       "); ferry needs Content-Length"
                 : "a file body without Content-Length");
     }
@@ -524,11 +528,11 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
         out.offset = 0;
         out.length = *length;
     } else {
-        const auto range = http::parse_content_range(view(head[bhttp::field::content_range]));
+        const auto range = http::parse_content_range(head[field::content_range]);
         if (!range || !range->complete_length) {
             reusable_ = false;
             co_return failure::invalid("a 206 without a valid Content-Range (" +
-                                       std::string{view(head[bhttp::field::content_range])} + ")");
+                                       std::string{head[field::content_range]} + ")");
         }
         const auto size = *range->complete_length;
         const auto end = request.length > size - std::min(size, request.offset)
@@ -539,7 +543,7 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
             size > fp::max_offset) {
             reusable_ = false;
             co_return failure::invalid(
-                "Content-Range " + std::string{view(head[bhttp::field::content_range])} +
+                "Content-Range " + std::string{head[field::content_range]} +
                 " (Content-Length " + std::to_string(*length) + ") to a request for bytes " +
                 std::to_string(request.offset) + "-" + std::to_string(end - 1));
         }

@@ -349,6 +349,40 @@ TEST_F(HostileServer, AnHttpBodyCutShortIsANetworkErrorAndNeverPublished) {
     EXPECT_FALSE(std::filesystem::exists(work / "f.bin"));
 }
 
+/// A server that stops sending, in the head or in the middle of the body, is a stall: the
+/// wait ends after --stall-timeout (the connection's watchdog), a network error that keeps the
+/// .part, and a load test counts it as a timeout. The fake server keeps the connection open.
+TEST_F(HostileServer, AnHttpServerThatStopsSendingIsAStallInTheHeadAndInTheBody) {
+    const std::uint64_t size = 1 << 20;
+    fake_http_server body_stall{http_file(size, [&](const std::string&) {
+        return fake_http_server::reply{partial_head(0, size - 1, size, size) + "\r\n" +
+                                       std::string(size / 2, 'x')};
+    })};
+    auto started = std::chrono::steady_clock::now();
+    auto r = ferry_split(work.path(), {"get", body_stall.url("f.bin"), "--stall-timeout", "0.3",
+                                       "--retries", "0", "-j", "1"});
+    EXPECT_EQ(r.code, 5) << r.err;
+    EXPECT_NE(r.err.find("timed out"), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+    EXPECT_TRUE(std::filesystem::exists(work / "f.bin.part"));
+    EXPECT_FALSE(std::filesystem::exists(work / "f.bin"));
+
+    fake_http_server head_stall{[](const std::string&) { return fake_http_server::reply{}; }};
+    started = std::chrono::steady_clock::now();
+    auto st =
+        ferry_split(work.path(), {"stat", head_stall.url("f.bin"), "--stall-timeout", "0.3"});
+    EXPECT_EQ(st.code, 5) << st.err;
+    EXPECT_NE(st.err.find("timed out"), std::string::npos) << st.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+
+    auto b = ferry_split(work.path(), {"bench", head_stall.url("f.bin"), "-c", "2", "-n", "4",
+                                       "--stall-timeout", "0.3", "--json"});
+    EXPECT_EQ(b.code, 1) << b.err;
+    const auto j = nlohmann::json::parse(b.out);
+    EXPECT_EQ(j["errors"]["timeout"], 4) << b.out;
+    EXPECT_EQ(j["requests"], 0) << b.out;
+}
+
 /// A resume sends If-Range; a 200 to it (a server that ignores ranges) is never appended to the
 /// .part, and the .part keeps exactly what the first run fetched.
 TEST_F(HostileServer, AnHttp200ToARangedResumeNeverTouchesThePart) {

@@ -2,6 +2,7 @@
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/histogram.hpp"
 #include "ferry/client/http_connection.hpp"
+#include "ferry/client/http_response.hpp"
 #include "ferry/client/output_dir.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/client/url.hpp"
@@ -450,6 +451,55 @@ TEST(HistogramAccuracy, APercentileIsAtMostOneSixteenthAboveTheValue) {
             check(v);
     // The bound is the real one: the documented 6.25% is nearly reached.
     EXPECT_GT(worst, 0.06);
+}
+
+/// Feeds `text` to `r` until its head (with `whole`, its body) is parsed.
+void feed(fc::http_response& r, std::string_view text, bool whole) {
+    boost::beast::error_code ec;
+    while (!text.empty() && !(whole ? r.is_done() : r.is_header_done())) {
+        const auto n = r.put(boost::asio::buffer(text.data(), text.size()), ec);
+        ASSERT_FALSE(ec) << ec.message();
+        text.remove_prefix(n);
+    }
+    ASSERT_TRUE(whole ? r.is_done() : r.is_header_done());
+}
+
+TEST(HttpResponse, KeepsTheFirstValueOfTheFieldsFerryReadsInOneReusedText) {
+    using field = fc::http_response::field;
+    std::string text;
+    {
+        fc::http_response r{text};
+        feed(r,
+             "HTTP/1.1 206 Partial Content\r\nETag: \"first\"\r\nETag: \"second\"\r\n"
+             "repr-digest: sha-256=:x:\r\nContent-Range: bytes 0-1/2\r\nContent-Length: 2\r\n"
+             "Location:\r\nX-Other: y\r\n\r\nzz",
+             false);
+        EXPECT_EQ(r.status(), 206U);
+        EXPECT_EQ(r.reason(), "Partial Content");
+        EXPECT_EQ(r[field::etag], "\"first\""); // as Beast's fields[] answers: the first
+        EXPECT_EQ(r[field::repr_digest], "sha-256=:x:"); // not in Beast's table: by name
+        EXPECT_EQ(r[field::content_range], "bytes 0-1/2");
+        EXPECT_TRUE(r.has(field::location)); // present, empty
+        EXPECT_EQ(r[field::location], "");
+        EXPECT_FALSE(r.has(field::transfer_encoding));
+        EXPECT_EQ(r[field::date], "");
+        EXPECT_EQ(r.content_length().value_or(0), 2U);
+        EXPECT_TRUE(r.keep_alive());
+        EXPECT_TRUE(r.body().empty()); // no body asked for
+    }
+    const auto* storage = text.data();
+    fc::http_response listing{text, true}; // the same text, cleared: no allocation
+    feed(listing,
+         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+         "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+         true);
+    EXPECT_EQ(text.data(), storage);
+    EXPECT_EQ(listing.status(), 200U);
+    EXPECT_EQ(listing.reason(), "OK");
+    EXPECT_EQ(listing[field::transfer_encoding], "chunked");
+    EXPECT_EQ(listing[field::etag], "");
+    EXPECT_EQ(listing.body(), "abcde");
+    EXPECT_FALSE(listing.keep_alive());
 }
 
 } // namespace

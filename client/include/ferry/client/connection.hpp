@@ -9,6 +9,7 @@
 #include "ferry/transport/frame_io.hpp"
 
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <span>
@@ -75,7 +76,7 @@ class connection {
 public:
     using socket_type = asio::generic::stream_protocol::socket;
 
-    virtual ~connection() = default;
+    virtual ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
 
@@ -119,7 +120,16 @@ public:
     void close();
 
 protected:
-    connection(socket_type socket, timeouts t) : socket_(std::move(socket)), timeouts_(t) {}
+    connection(socket_type socket, timeouts t);
+
+    /// Runs `op`, an operation on socket_ started with asio::deferred, bounded by `wait`: past
+    /// it, op is cancelled and completes with asio::error::timed_out (other values
+    /// default-constructed), as with transport::with_timeout. The difference is the cost: the
+    /// deadline is a clock read, kept by the connection's one watchdog timer (the pattern of
+    /// Asio's timeout examples) instead of a timer and a parallel group per read, a fifth of a
+    /// load test's time at 1,000 connections (docs/benchmarks.md).
+    template <class Op>
+    asio::awaitable<transport::detail::op_result_t<Op>> watched(Op op, clock::duration wait);
 
     /// Moves body bytes that arrived with the header (at most out.size()) into `out`.
     virtual std::size_t take_buffered(std::span<std::byte> out) = 0;
@@ -135,10 +145,41 @@ private:
     /// At the end of a --speed-limit window: "too slow", or a new window.
     failure check_speed();
 
+    /// What the watchdog timer's handler shares with the connection, which it may outlive.
+    struct watchdog {
+        explicit watchdog(socket_type& s) : socket(&s), timer(s.get_executor()) {}
+        socket_type* socket; ///< null once the connection is gone
+        asio::steady_timer timer;
+        clock::time_point deadline = clock::time_point::max(); ///< of the running wait; max: none
+        bool armed = false; ///< a timer wait is pending
+        bool fired = false; ///< the running wait passed its deadline and was cancelled
+    };
+    /// Waits for the earliest of the timer's expiry and `w`'s deadline; at the deadline cancels
+    /// the socket's operation, and otherwise waits again for the deadline set since.
+    static void arm(const std::shared_ptr<watchdog>& w);
+    std::shared_ptr<watchdog> watchdog_;
+
     /// The --speed-limit window: since when, and how many body bytes arrived in it.
     clock::time_point window_start_{};
     std::uint64_t window_bytes_ = 0;
 };
+
+template <class Op>
+asio::awaitable<transport::detail::op_result_t<Op>> connection::watched(Op op,
+                                                                       clock::duration wait) {
+    auto& w = *watchdog_;
+    w.deadline = clock::now() + wait;
+    w.fired = false;
+    if (!w.armed || w.deadline < w.timer.expiry())
+        arm(watchdog_);
+    auto r = co_await std::move(op)(transport::use_nothrow);
+    w.deadline = clock::time_point::max();
+    if (w.fired && std::get<0>(r) == asio::error::operation_aborted) {
+        r = {};
+        std::get<0>(r) = asio::error::timed_out;
+    }
+    co_return r;
+}
 
 /// The Ferry protocol v1 (docs/protocol.md), one frame at a time.
 class ferry_connection final : public connection {

@@ -1,7 +1,8 @@
 // http_connection: the connection operations over HTTP/1.1 against any server (nginx, ferryd's
 // HTTP front): STAT is a HEAD, GET a GET with Range and If-Range, LIST a GET of the directory
-// asking for JSON. Response heads are parsed by Beast (bounded); file bodies are read straight
-// from the socket into the caller's buffer, never past Content-Length (docs/client.md, HTTP).
+// asking for JSON. Response heads are parsed by Beast's basic_parser into an http_response
+// (bounded); file bodies are read straight from the socket into the caller's buffer, never past
+// Content-Length (docs/client.md, HTTP).
 #pragma once
 
 #include "ferry/client/connection.hpp"
@@ -12,6 +13,8 @@
 #include <string_view>
 
 namespace ferry::client {
+
+class http_response;
 
 /// The fp::status a failed HTTP response maps to (404 not_found, 403 forbidden, 416
 /// range_not_satisfiable, 503 busy ...), so that exit codes match the Ferry protocol's.
@@ -63,18 +66,17 @@ private:
     std::string request_head(std::string_view method, const std::string& target) const;
     /// Skips interim (1xx) responses (at most max_interim; a 101 is a protocol failure), then
     /// parses the answer into `p`.
-    template <class Parser>
-    asio::awaitable<failure> read_response(Parser& p, bool whole);
+    asio::awaitable<failure> read_response(http_response& p, bool whole);
     /// Feeds buffer_ to `p` until its head is parsed (with `whole`, its body too), reading
     /// more as needed; sets keep_alive_. A malformed or oversized head is a protocol failure.
-    template <class Parser>
-    asio::awaitable<failure> parse(Parser& p, bool whole);
+    asio::awaitable<failure> parse(http_response& p, bool whole);
     /// start_get's second half: the response head to `request`, checked into `out`.
     asio::awaitable<failure> read_get_head(const fp::get_request& request, fp::get_header& out);
 
     url base_; ///< the server's scheme, host and port: what a redirect is resolved against
     std::string host_;
     boost::beast::flat_buffer buffer_;
+    std::string head_text_; ///< the parsed response's reason and fields (http_response), reused
     bool keep_alive_ = true;     ///< the last response allows another request
     std::string plain_get_path_; ///< the last plain GET (no Range), kept to be sent again
     std::string plain_get_;
