@@ -77,6 +77,19 @@ connection::~connection() {
     watchdog_->timer.cancel();   // nor keep the io_context running until the expiry
 }
 
+void connection::watch(clock::duration wait) {
+    auto& w = *watchdog_;
+    w.deadline = clock::now() + wait;
+    w.fired = false;
+    if (!w.armed || w.deadline < w.timer.expiry())
+        arm(watchdog_);
+}
+
+error_code connection::unwatch(error_code ec) noexcept {
+    watchdog_->deadline = clock::time_point::max();
+    return watchdog_->fired && ec == asio::error::operation_aborted ? asio::error::timed_out : ec;
+}
+
 void connection::arm(const std::shared_ptr<watchdog>& w) {
     w->armed = true;
     w->timer.expires_at(w->deadline); // cancels a later wait: its handler sees operation_aborted
@@ -258,9 +271,12 @@ asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span
             window_bound = left < wait;
             wait = std::min(wait, left);
         }
-        if (!ec && n == 0)
-            std::tie(ec, n) = co_await watched(
-                socket_.async_read_some(asio::buffer(out.data(), want), asio::deferred), wait);
+        if (!ec && n == 0) {
+            watch(wait);
+            std::tie(ec, n) =
+                co_await socket_.async_read_some(asio::buffer(out.data(), want), use_nothrow);
+            ec = unwatch(ec);
+        }
         if (ec == asio::error::timed_out && window_bound)
             ec = {}; // judged below, with n == 0
         if (ec) {

@@ -17,6 +17,7 @@ namespace ferry::client {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace http = ferry::protocol::http;
+using transport::use_nothrow;
 
 namespace {
 
@@ -218,10 +219,10 @@ asio::awaitable<failure> http_connection::send(const std::string& request) {
         break;
     }
     if (sent < request.size()) {
-        auto [ec, n] = co_await watched(
-            asio::async_write(socket_, asio::buffer(request.data() + sent, request.size() - sent),
-                              asio::deferred),
-            timeouts_.stall);
+        watch(timeouts_.stall);
+        auto [ec, n] = co_await asio::async_write(
+            socket_, asio::buffer(request.data() + sent, request.size() - sent), use_nothrow);
+        ec = unwatch(ec);
         if (ec) {
             reusable_ = false;
             co_return failure::network(ec);
@@ -230,47 +231,21 @@ asio::awaitable<failure> http_connection::send(const std::string& request) {
     co_return failure{};
 }
 
-asio::awaitable<failure> http_connection::receive_more(std::size_t limit) {
-    if (buffer_.size() >= limit) {
-        reusable_ = false;
-        co_return failure::invalid("a response head above " + std::to_string(limit / 1024) +
-                                   " KiB");
-    }
-    // Straight to the asynchronous read: a response is never there the moment its request left,
-    // and Asio tries the read once before it waits anyway (one system call, not two).
-    const auto space = buffer_.prepare(std::min(read_size, limit - buffer_.size()));
-    auto [ec, n] =
-        co_await watched(socket_.async_read_some(space, asio::deferred), timeouts_.stall);
-    buffer_.commit(n);
-    if (ec) {
-        reusable_ = false;
-        co_return failure::network(ec);
-    }
-    co_return failure{};
-}
-
 asio::awaitable<failure> http_connection::read_response(http_response& p, bool whole) {
     // Interim answers first (RFC 9110 15.2): 100 Continue, 103 Early Hints and the like are
     // skipped, a bounded number of them, each within the head limit and the stall timeout.
-    for (unsigned interim = 0;; ++interim) {
-        while (buffer_.size() < 10) { // "HTTP/1.1 1": enough to tell an interim answer
-            auto f = co_await receive_more(max_head_size);
-            if (f && f.net == asio::error::eof && not_http(buffer_))
-                co_return failure::invalid("an invalid HTTP response: it does not start with "
-                                           "HTTP/1.");
-            if (f)
-                co_return f; // a head cut short: a network error
-        }
-        const auto* b = static_cast<const char*>(buffer_.data().data());
-        if (std::string_view{b, 7} != "HTTP/1." || b[8] != ' ' || b[9] != '1')
-            break;
-        if (interim == max_interim) {
+    for (unsigned count = 0;; ++count) {
+        bool interim = false;
+        if (auto f = co_await parse(p, whole, &interim); f || !interim)
+            co_return f;
+        if (count == max_interim) {
             reusable_ = false;
             co_return failure::invalid("more than " + std::to_string(max_interim) +
                                        " interim (1xx) responses before the answer");
         }
-        http_response head{head_text_};
-        if (auto f = co_await parse(head, false); f)
+        std::string text;
+        http_response head{text};
+        if (auto f = co_await parse(head, false, nullptr); f)
             co_return f;
         if (head.status() == 101) {
             reusable_ = false;
@@ -278,13 +253,21 @@ asio::awaitable<failure> http_connection::read_response(http_response& p, bool w
                                        "upgrade");
         }
     }
-    co_return co_await parse(p, whole);
 }
 
-asio::awaitable<failure> http_connection::parse(http_response& p, bool whole) {
+asio::awaitable<failure> http_connection::parse(http_response& p, bool whole, bool* interim) {
     p.header_limit(max_head_size);
     for (;;) {
-        if (buffer_.size() > 0) {
+        // "HTTP/1.1 1", ten bytes, tells an interim answer: not p's to parse.
+        if (interim && buffer_.size() >= 10) {
+            const auto* b = static_cast<const char*>(buffer_.data().data());
+            if (std::string_view{b, 7} == "HTTP/1." && b[8] == ' ' && b[9] == '1') {
+                *interim = true;
+                co_return failure{};
+            }
+            interim = nullptr; // the answer is p's
+        }
+        if (!interim && buffer_.size() > 0) {
             beast::error_code ec;
             const auto n = p.put(buffer_.data(), ec);
             buffer_.consume(n);
@@ -299,22 +282,33 @@ asio::awaitable<failure> http_connection::parse(http_response& p, bool whole) {
             if (!ec && n > 0)
                 continue; // a body part consumed; more may follow from the same buffer
         }
-        auto f = co_await receive_more(max_head_size);
-        if (f.what == failure::kind::network && f.net == asio::error::eof && whole &&
-            p.is_header_done()) {
-            beast::error_code ec;
-            p.put_eof(ec); // a body that ends with the connection
-            if (!ec && p.is_done()) {
+        if (buffer_.size() >= max_head_size) {
+            reusable_ = false;
+            co_return failure::invalid("a response head above " +
+                                       std::to_string(max_head_size / 1024) + " KiB");
+        }
+        // Straight to the asynchronous read, here and not in a coroutine of its own (a waiting
+        // connection's every frame is a cache miss when it resumes): a response is never there
+        // the moment its request left, and Asio tries the read once before it waits anyway.
+        const auto space = buffer_.prepare(std::min(read_size, max_head_size - buffer_.size()));
+        watch(timeouts_.stall);
+        auto [ec, n] = co_await socket_.async_read_some(space, use_nothrow);
+        ec = unwatch(ec);
+        buffer_.commit(n);
+        if (!ec)
+            continue;
+        reusable_ = false;
+        if (ec == asio::error::eof && whole && p.is_header_done()) {
+            beast::error_code body_ec;
+            p.put_eof(body_ec); // a body that ends with the connection
+            if (!body_ec && p.is_done()) {
                 keep_alive_ = false;
                 co_return failure{};
             }
         }
-        if (f && f.net == asio::error::eof && !p.is_header_done() && not_http(buffer_))
-            f = failure::invalid("an invalid HTTP response: it does not start with HTTP/1.");
-        if (f) {
-            reusable_ = false;
-            co_return f;
-        }
+        if (ec == asio::error::eof && !p.is_header_done() && not_http(buffer_))
+            co_return failure::invalid("an invalid HTTP response: it does not start with HTTP/1.");
+        co_return failure::network(ec); // a head cut short: a network error
     }
 }
 
@@ -432,49 +426,49 @@ asio::awaitable<failure> http_connection::start_get(const fp::get_request& reque
                                                     fp::get_header& out) {
     const bool ranged = request.offset > 0 || request.length != fp::to_end;
     const bool unversioned = request.if_identity && *request.if_identity == fp::file_identity{};
+    std::string text; // a request of its own (Range, If-Range); a plain GET's is kept
     if (!ranged && !request.if_identity) { // a plain GET, as a load test repeats it
         if (request.path != plain_get_path_ || plain_get_.empty()) {
             plain_get_ = request_head("GET", target_of(request.path)) + "\r\n";
             plain_get_path_ = request.path;
         }
-        if (auto f = co_await send(plain_get_); f)
-            co_return f;
-        co_return co_await read_get_head(request, out);
+    } else {
+        text = request_head("GET", target_of(request.path));
+        if (ranged) {
+            text += "Range: bytes=" + std::to_string(request.offset) + "-";
+            if (request.length <= fp::max_offset - request.offset)
+                text += std::to_string(request.offset + request.length - 1);
+            text += "\r\n";
+        }
+        if (request.if_identity && !unversioned) {
+            const auto* validator = book.find(*request.if_identity);
+            if (!validator) // not seen by this process: the file cannot be the one expected
+                co_return failure{failure::kind::server,
+                                  {},
+                                  {},
+                                  {fp::status::changed, false, 0,
+                                   "the file's validator is unknown; starting over"},
+                                  {}};
+            text += "If-Range: " + *validator + "\r\n";
+        } else if (unversioned && request.offset > 0) {
+            co_return failure::invalid("no ETag or settled Last-Modified, so a piece of the file "
+                                       "cannot be tied to one version (resume and segments are "
+                                       "impossible)");
+        }
+        text += "\r\n";
     }
-    auto head_text = request_head("GET", target_of(request.path));
-    if (ranged) {
-        head_text += "Range: bytes=" + std::to_string(request.offset) + "-";
-        if (request.length <= fp::max_offset - request.offset)
-            head_text += std::to_string(request.offset + request.length - 1);
-        head_text += "\r\n";
-    }
-    if (request.if_identity && !unversioned) {
-        const auto* validator = book.find(*request.if_identity);
-        if (!validator) // not seen by this process: the file cannot be the one expected
-            co_return failure{
-                failure::kind::server,
-                {},
-                {},
-                {fp::status::changed, false, 0, "the file's validator is unknown; starting over"},
-                {}};
-        head_text += "If-Range: " + *validator + "\r\n";
-    } else if (unversioned && request.offset > 0) {
-        co_return failure::invalid("no ETag or settled Last-Modified, so a piece of the file cannot be "
-                                   "tied to one version (resume and segments are impossible)");
-    }
-    head_text += "\r\n";
-    if (auto f = co_await send(head_text); f)
+    if (auto f = co_await send(text.empty() ? plain_get_ : text); f)
         co_return f;
-    co_return co_await read_get_head(request, out);
-}
-
-asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& request,
-                                                        fp::get_header& out) {
-    const bool ranged = request.offset > 0 || request.length != fp::to_end;
-    const bool unversioned = request.if_identity && *request.if_identity == fp::file_identity{};
     http_response head{head_text_};
     if (auto f = co_await read_response(head, false); f)
         co_return f;
+    co_return take_get_head(head, request, out);
+}
+
+failure http_connection::take_get_head(const http_response& head, const fp::get_request& request,
+                                       fp::get_header& out) {
+    const bool ranged = request.offset > 0 || request.length != fp::to_end;
+    const bool unversioned = request.if_identity && *request.if_identity == fp::file_identity{};
     const unsigned code = head.status();
     if (is_redirect(code)) {
         // Its body is skipped when it came whole with the head; else the connection goes.
@@ -484,17 +478,17 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
             buffer_.consume(static_cast<std::size_t>(*length));
         else
             reusable_ = false;
-        co_return redirect_to(head, code);
+        return redirect_to(head, code);
     }
     if (code != 200 && code != 206) {
         reusable_ = false; // its body is not read
-        co_return server_failure(head, code, request.path);
+        return server_failure(head, code, request.path);
     }
     // The body must be framed by Content-Length alone: anything else could end anywhere.
     const auto length = head.content_length();
     if (head.has(field::transfer_encoding) || !length) {
         reusable_ = false;
-        co_return failure::invalid(
+        return failure::invalid(
             head.has(field::transfer_encoding)
                 ? "a file body with Transfer-Encoding (" +
                       std::string{head[field::transfer_encoding]} +
@@ -506,7 +500,7 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
         const auto r = represented(head, *length);
         if (request.if_identity && !unversioned && r.identity != *request.if_identity) {
             reusable_ = false; // If-Range did not hold: the file changed
-            co_return failure{failure::kind::server,
+            return failure{failure::kind::server,
                               {},
                               {},
                               {fp::status::changed, false, 0,
@@ -517,7 +511,7 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
         // request covers (from byte 0, the whole length), never appended elsewhere.
         if (ranged && (request.offset > 0 || *length > request.length)) {
             reusable_ = false;
-            co_return failure::invalid("the whole file (200) to a request for bytes " +
+            return failure::invalid("the whole file (200) to a request for bytes " +
                                        std::to_string(request.offset) +
                                        "-: the server ignores Range; use -j 1 --chunk-size "
                                        "above the file's size, with no partial download");
@@ -531,7 +525,7 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
         const auto range = http::parse_content_range(head[field::content_range]);
         if (!range || !range->complete_length) {
             reusable_ = false;
-            co_return failure::invalid("a 206 without a valid Content-Range (" +
+            return failure::invalid("a 206 without a valid Content-Range (" +
                                        std::string{head[field::content_range]} + ")");
         }
         const auto size = *range->complete_length;
@@ -542,7 +536,7 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
             range->range.last != end - 1 || *length != range->range.length() ||
             size > fp::max_offset) {
             reusable_ = false;
-            co_return failure::invalid(
+            return failure::invalid(
                 "Content-Range " + std::string{head[field::content_range]} +
                 " (Content-Length " + std::to_string(*length) + ") to a request for bytes " +
                 std::to_string(request.offset) + "-" + std::to_string(end - 1));
@@ -552,7 +546,7 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
             r.identity = *request.if_identity; // a 206 that names no validator
         if (request.if_identity && r.identity != *request.if_identity) {
             reusable_ = false;
-            co_return failure::invalid("a 206 for another version of the file than If-Range "
+            return failure::invalid("a 206 for another version of the file than If-Range "
                                        "named");
         }
         out.identity = r.identity;
@@ -564,7 +558,7 @@ asio::awaitable<failure> http_connection::read_get_head(const fp::get_request& r
     // A body that came whole with the head needs no look past it on the socket (below).
     body_in_head_read_ = buffer_.size() >= out.length;
     start_body(out.length);
-    co_return failure{};
+    return failure{};
 }
 
 std::size_t http_connection::take_buffered(std::span<std::byte> out) {

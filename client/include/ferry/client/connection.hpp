@@ -122,14 +122,17 @@ public:
 protected:
     connection(socket_type socket, timeouts t);
 
-    /// Runs `op`, an operation on socket_ started with asio::deferred, bounded by `wait`: past
-    /// it, op is cancelled and completes with asio::error::timed_out (other values
-    /// default-constructed), as with transport::with_timeout. The difference is the cost: the
-    /// deadline is a clock read, kept by the connection's one watchdog timer (the pattern of
-    /// Asio's timeout examples) instead of a timer and a parallel group per read, a fifth of a
-    /// load test's time at 1,000 connections (docs/benchmarks.md).
-    template <class Op>
-    asio::awaitable<transport::detail::op_result_t<Op>> watched(Op op, clock::duration wait);
+    /// Bounds the wait on socket_ that follows by `wait`, in the manner of
+    /// transport::with_timeout but for the cost of a clock read: the connection's one watchdog
+    /// timer (the pattern of Asio's timeout examples) cancels the operation once the deadline
+    /// has passed. A timer and a parallel group per read were a fifth of a load test's time at
+    /// 1,000 connections (docs/benchmarks.md). Inline, not a coroutine around the operation:
+    /// every frame a waiting connection holds is a cache miss when it resumes.
+    ///     watch(d);
+    ///     auto [ec, n] = co_await socket_.async_read_some(buffer, use_nothrow);
+    ///     ec = unwatch(ec); // asio::error::timed_out if the watchdog cancelled it
+    void watch(clock::duration wait);
+    error_code unwatch(error_code ec) noexcept;
 
     /// Moves body bytes that arrived with the header (at most out.size()) into `out`.
     virtual std::size_t take_buffered(std::span<std::byte> out) = 0;
@@ -163,23 +166,6 @@ private:
     clock::time_point window_start_{};
     std::uint64_t window_bytes_ = 0;
 };
-
-template <class Op>
-asio::awaitable<transport::detail::op_result_t<Op>> connection::watched(Op op,
-                                                                       clock::duration wait) {
-    auto& w = *watchdog_;
-    w.deadline = clock::now() + wait;
-    w.fired = false;
-    if (!w.armed || w.deadline < w.timer.expiry())
-        arm(watchdog_);
-    auto r = co_await std::move(op)(transport::use_nothrow);
-    w.deadline = clock::time_point::max();
-    if (w.fired && std::get<0>(r) == asio::error::operation_aborted) {
-        r = {};
-        std::get<0>(r) = asio::error::timed_out;
-    }
-    co_return r;
-}
 
 /// The Ferry protocol v1 (docs/protocol.md), one frame at a time.
 class ferry_connection final : public connection {

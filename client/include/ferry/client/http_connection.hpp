@@ -61,17 +61,17 @@ private:
     std::size_t take_buffered(std::span<std::byte> out) override;
     /// Writes `request` whole, within the stall timeout.
     asio::awaitable<failure> send(const std::string& request);
-    /// Reads more bytes into buffer_ (at most `limit` buffered in all).
-    asio::awaitable<failure> receive_more(std::size_t limit);
     std::string request_head(std::string_view method, const std::string& target) const;
     /// Skips interim (1xx) responses (at most max_interim; a 101 is a protocol failure), then
     /// parses the answer into `p`.
     asio::awaitable<failure> read_response(http_response& p, bool whole);
     /// Feeds buffer_ to `p` until its head is parsed (with `whole`, its body too), reading
     /// more as needed; sets keep_alive_. A malformed or oversized head is a protocol failure.
-    asio::awaitable<failure> parse(http_response& p, bool whole);
-    /// start_get's second half: the response head to `request`, checked into `out`.
-    asio::awaitable<failure> read_get_head(const fp::get_request& request, fp::get_header& out);
+    /// With `interim`: an interim (1xx) answer is left in buffer_ and *interim set.
+    asio::awaitable<failure> parse(http_response& p, bool whole, bool* interim);
+    /// start_get's end: the response head to `request`, checked into `out`.
+    failure take_get_head(const http_response& head, const fp::get_request& request,
+                          fp::get_header& out);
 
     url base_; ///< the server's scheme, host and port: what a redirect is resolved against
     std::string host_;
