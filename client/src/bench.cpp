@@ -251,6 +251,7 @@ asio::awaitable<void> bench_client(shared_plan& plan, lane& l, unsigned index, s
             if (window.contains(t0))
                 stats.connect.record(micros(clock::now() - t0));
             conn = std::move(c);
+            conn->name_client(false); // the request wrk sends: Host alone
             if (o.idle) { // hold the connection, send nothing, see whether the server drops it
                 std::byte one;
                 auto [ec, n] = co_await transport::with_timeout(
@@ -297,15 +298,19 @@ asio::awaitable<void> bench_client(shared_plan& plan, lane& l, unsigned index, s
             if (o.slow_read)
                 want = static_cast<std::size_t>(
                     std::min<std::uint64_t>(want, std::max<std::uint64_t>(o.slow_read / 10, 1)));
-            auto [rf, n] = co_await conn->read_body({scratch, want});
-            if (rf) {
-                f = rf;
-                break;
-            }
+            auto n = conn->take_body({scratch, want}); // what came with the head: no wait
             if (n == 0) {
-                in_body = false;
-                f = co_await conn->finish_get();
-                break;
+                auto [rf, read] = co_await conn->read_body({scratch, want});
+                if (rf) {
+                    f = rf;
+                    break;
+                }
+                if (read == 0) {
+                    in_body = false;
+                    f = co_await conn->finish_get();
+                    break;
+                }
+                n = read;
             }
             got += n;
             stats.bytes += window.bytes_inside(clock::now(), n);

@@ -249,16 +249,21 @@ void connection::start_body(std::uint64_t length) {
     window_bytes_ = 0;
 }
 
+std::size_t connection::take_body(std::span<std::byte> out) {
+    const auto n = take_buffered(
+        out.first(static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), body_left_))));
+    body_left_ -= n;
+    window_bytes_ += n;
+    return n;
+}
+
 asio::awaitable<std::pair<failure, std::size_t>> connection::read_body(std::span<std::byte> out) {
     if (body_left_ == 0)
         co_return std::pair{failure{}, std::size_t{0}};
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), body_left_));
     // Bytes that arrived with the header come first.
-    if (const auto n = take_buffered(out.first(want)); n > 0) {
-        body_left_ -= n;
-        window_bytes_ += n;
+    if (const auto n = take_body(out.first(want)); n > 0)
         co_return std::pair{failure{}, n};
-    }
     for (;;) {
         auto [ec, n] = transport::detail::try_receive(socket_, out.first(want));
         // A read waits for the stall timeout, or only until the speed window closes.

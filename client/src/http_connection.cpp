@@ -202,12 +202,13 @@ std::string http_connection::request_head(std::string_view method,
     std::string r;
     r.reserve(128 + target.size());
     r.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
-    r.append(host_).append("\r\nUser-Agent: ferry/" FERRY_VERSION "\r\n");
+    r.append(host_).append("\r\n");
+    if (name_client_)
+        r.append("User-Agent: ferry/" FERRY_VERSION "\r\n");
     return r;
 }
 
-asio::awaitable<failure> http_connection::send(const std::string& request) {
-    // Most requests fit the socket buffer at once: no asynchronous operation for them.
+std::size_t http_connection::send_now(const std::string& request) {
     std::size_t sent = 0;
     for (;;) {
         const auto n = ::send(socket_.native_handle(), request.data() + sent, request.size() - sent,
@@ -216,17 +217,19 @@ asio::awaitable<failure> http_connection::send(const std::string& request) {
             sent += static_cast<std::size_t>(n);
         else if (n < 0 && errno == EINTR)
             continue;
-        break;
+        if (n <= 0 || sent == request.size())
+            return sent;
     }
-    if (sent < request.size()) {
-        watch(timeouts_.stall);
-        auto [ec, n] = co_await asio::async_write(
-            socket_, asio::buffer(request.data() + sent, request.size() - sent), use_nothrow);
-        ec = unwatch(ec);
-        if (ec) {
-            reusable_ = false;
-            co_return failure::network(ec);
-        }
+}
+
+asio::awaitable<failure> http_connection::send_rest(const std::string& request, std::size_t sent) {
+    watch(timeouts_.stall);
+    auto [ec, n] = co_await asio::async_write(
+        socket_, asio::buffer(request.data() + sent, request.size() - sent), use_nothrow);
+    ec = unwatch(ec);
+    if (ec) {
+        reusable_ = false;
+        co_return failure::network(ec);
     }
     co_return failure{};
 }
@@ -320,8 +323,9 @@ asio::awaitable<failure> http_connection::stat(const std::string& path, bool wan
     if (want_sha256)
         request += "Want-Repr-Digest: sha-256=10\r\n";
     request += "\r\n";
-    if (auto f = co_await send(request); f)
-        co_return f;
+    if (const auto sent = send_now(request); sent < request.size())
+        if (auto f = co_await send_rest(request, sent); f)
+            co_return f;
     http_response head{head_text_};
     head.skip(true); // a HEAD: no body, whatever Content-Length says
     if (auto f = co_await read_response(head, false); f)
@@ -369,8 +373,9 @@ asio::awaitable<failure> http_connection::stat(const std::string& path, bool wan
 asio::awaitable<failure> http_connection::list(const std::string& path, list_sink sink) {
     auto request = request_head("GET", target_of(path) + (path.empty() ? "" : "/"));
     request += "Accept: application/json\r\n\r\n";
-    if (auto f = co_await send(request); f)
-        co_return f;
+    if (const auto sent = send_now(request); sent < request.size())
+        if (auto f = co_await send_rest(request, sent); f)
+            co_return f;
     http_response response{head_text_, true};
     response.body_limit(max_listing_size);
     response.eager(true);
@@ -457,8 +462,10 @@ asio::awaitable<failure> http_connection::start_get(const fp::get_request& reque
         }
         text += "\r\n";
     }
-    if (auto f = co_await send(text.empty() ? plain_get_ : text); f)
-        co_return f;
+    const auto& request_text = text.empty() ? plain_get_ : text;
+    if (const auto sent = send_now(request_text); sent < request_text.size())
+        if (auto f = co_await send_rest(request_text, sent); f)
+            co_return f;
     http_response head{head_text_};
     if (auto f = co_await read_response(head, false); f)
         co_return f;

@@ -383,6 +383,39 @@ TEST_F(HostileServer, AnHttpServerThatStopsSendingIsAStallInTheHeadAndInTheBody)
     EXPECT_EQ(j["requests"], 0) << b.out;
 }
 
+/// ferry get names itself (User-Agent), as curl and wget do; ferry bench sends what wrk sends,
+/// the request line and Host alone, so its ratio against wrk is the load generator's and not
+/// the server's work on a longer request.
+TEST_F(HostileServer, FerryNamesItselfAndItsLoadTestSendsWrksRequest) {
+    std::mutex heads_mutex;
+    std::vector<std::string> heads;
+    fake_http_server server{http_file(4, [&](const std::string& head) {
+        const std::lock_guard lock{heads_mutex};
+        heads.push_back(head);
+        return fake_http_server::reply{"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 4\r\n\r\nabcd"};
+    })};
+    auto g = ferry_split(work.path(), {"get", server.url("f.bin"), "-q"});
+    ASSERT_EQ(g.code, 0) << g.err;
+    EXPECT_EQ(read_file(work / "f.bin"), "abcd");
+    const auto host = server.url("").substr(std::string{"http://"}.size());
+    {
+        const std::lock_guard lock{heads_mutex};
+        ASSERT_EQ(heads.size(), 1U);
+        EXPECT_TRUE(heads[0].starts_with("GET /f.bin HTTP/1.1\r\nHost: " +
+                                         host.substr(0, host.size() - 1) +
+                                         "\r\nUser-Agent: ferry/" FERRY_VERSION "\r\n"))
+            << heads[0]; // (then Range and If-Range)
+        heads.clear();
+    }
+    auto b = ferry_split(work.path(), {"bench", server.url("f.bin"), "-c", "1", "-n", "3"});
+    ASSERT_EQ(b.code, 0) << b.err;
+    const std::lock_guard lock{heads_mutex};
+    ASSERT_EQ(heads.size(), 3U);
+    for (const auto& head : heads)
+        EXPECT_EQ(head, "GET /f.bin HTTP/1.1\r\nHost: " + host.substr(0, host.size() - 1) +
+                            "\r\n\r\n");
+}
+
 /// A resume sends If-Range; a 200 to it (a server that ignores ranges) is never appended to the
 /// .part, and the .part keeps exactly what the first run fetched.
 TEST_F(HostileServer, AnHttp200ToARangedResumeNeverTouchesThePart) {

@@ -106,11 +106,21 @@ public:
     /// read). Returns the count; 0 only at the end of the body. With timeouts::speed_limit, a
     /// body slower than that over timeouts::speed_time is a network failure ("too slow").
     asio::awaitable<std::pair<failure, std::size_t>> read_body(std::span<std::byte> out);
+    /// The body bytes that arrived with the header, at most out.size(), without waiting: what
+    /// read_body returns first (0 when none are left). A small file's body is all there, and
+    /// a load test then needs no coroutine to take it.
+    std::size_t take_body(std::span<std::byte> out);
     /// GET, last half: reads GET_TRAILER after the whole body; a trailer other than ok is a
     /// server failure (status changed or internal_error). HTTP has no trailer: bytes past the
     /// body are a protocol failure.
     virtual asio::awaitable<failure> finish_get() = 0;
 
+    /// Whether HTTP requests name their client (`User-Agent: ferry/VERSION`, as curl's and
+    /// wget's do; the default). ferry bench's do not, as wrk's do not: nginx examines every
+    /// User-Agent it is sent (browser detection), a few per cent of its time per 4 KiB request,
+    /// and a load generator's ratio against wrk must not depend on what its request asks of the
+    /// server (docs/benchmarks.md). The Ferry protocol has no such field.
+    virtual void name_client(bool) {}
     /// The timeouts from now on (a kept-alive connection put to a slower use: a digest).
     void set_timeouts(timeouts t) noexcept { timeouts_ = t; }
     /// False once a failure left the stream in an unknown state; such a connection is closed.

@@ -50,6 +50,10 @@ public:
     /// Nothing to read (HTTP/1.1 has no trailer here); bytes past the body are a protocol
     /// failure. Leaves the connection reusable when the response allows keep-alive.
     asio::awaitable<failure> finish_get() override;
+    void name_client(bool name) override {
+        name_client_ = name;
+        plain_get_.clear(); // made again, with or without
+    }
 
     /// The largest head a response may have, and the largest listing body.
     static constexpr std::size_t max_head_size = 64 * 1024;
@@ -59,8 +63,11 @@ public:
 
 private:
     std::size_t take_buffered(std::span<std::byte> out) override;
-    /// Writes `request` whole, within the stall timeout.
-    asio::awaitable<failure> send(const std::string& request);
+    /// Sends what of `request` the socket buffer takes now (nearly always all of it: then no
+    /// coroutine is needed) and returns the count; send_rest writes the rest within the stall
+    /// timeout.
+    std::size_t send_now(const std::string& request);
+    asio::awaitable<failure> send_rest(const std::string& request, std::size_t sent);
     std::string request_head(std::string_view method, const std::string& target) const;
     /// Skips interim (1xx) responses (at most max_interim; a 101 is a protocol failure), then
     /// parses the answer into `p`.
@@ -78,6 +85,7 @@ private:
     boost::beast::flat_buffer buffer_;
     std::string head_text_; ///< the parsed response's reason and fields (http_response), reused
     bool keep_alive_ = true;     ///< the last response allows another request
+    bool name_client_ = true;    ///< requests carry User-Agent
     std::string plain_get_path_; ///< the last plain GET (no Range), kept to be sent again
     std::string plain_get_;
     bool body_in_head_read_ = false; ///< the current body was whole in buffer_ after its head
