@@ -5,6 +5,7 @@
 #include "ferry/protocol/http.hpp"
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/sha256.hpp"
+#include "ferry/transport/with_timeout.hpp"
 
 #include <boost/asio/write.hpp>
 #include <cstring>
@@ -223,10 +224,13 @@ std::size_t http_connection::send_now(const std::string& request) {
 }
 
 asio::awaitable<failure> http_connection::send_rest(const std::string& request, std::size_t sent) {
-    watch(timeouts_.stall);
-    auto [ec, n] = co_await asio::async_write(
-        socket_, asio::buffer(request.data() + sent, request.size() - sent), use_nothrow);
-    ec = unwatch(ec);
+    // with_timeout, not the watchdog: async_write is several writes, and the watchdog cancels
+    // only the one pending when it fires; the cancellation slot reaches every one. (Rare: a
+    // request larger than the socket buffer.)
+    auto [ec, n] = co_await transport::with_timeout(
+        asio::async_write(socket_, asio::buffer(request.data() + sent, request.size() - sent),
+                          asio::deferred),
+        timeouts_.stall);
     if (ec) {
         reusable_ = false;
         co_return failure::network(ec);
@@ -260,6 +264,9 @@ asio::awaitable<failure> http_connection::read_response(http_response& p, bool w
 
 asio::awaitable<failure> http_connection::parse(http_response& p, bool whole, bool* interim) {
     p.header_limit(max_head_size);
+    // Beast bounds the head only within one put(): complete lines are consumed read by read, so
+    // a head that trickles in line by line is counted here.
+    std::size_t head_consumed = 0;
     for (;;) {
         // "HTTP/1.1 1", ten bytes, tells an interim answer: not p's to parse.
         if (interim && buffer_.size() >= 10) {
@@ -272,8 +279,11 @@ asio::awaitable<failure> http_connection::parse(http_response& p, bool whole, bo
         }
         if (!interim && buffer_.size() > 0) {
             beast::error_code ec;
+            const bool in_head = !p.is_header_done();
             const auto n = p.put(buffer_.data(), ec);
             buffer_.consume(n);
+            if (in_head)
+                head_consumed += n;
             if (ec && ec != bhttp::error::need_more) {
                 reusable_ = false;
                 co_return failure::invalid("an invalid HTTP response: " + ec.message());
@@ -285,7 +295,7 @@ asio::awaitable<failure> http_connection::parse(http_response& p, bool whole, bo
             if (!ec && n > 0)
                 continue; // a body part consumed; more may follow from the same buffer
         }
-        if (buffer_.size() >= max_head_size) {
+        if (buffer_.size() + (p.is_header_done() ? 0 : head_consumed) >= max_head_size) {
             reusable_ = false;
             co_return failure::invalid("a response head above " +
                                        std::to_string(max_head_size / 1024) + " KiB");

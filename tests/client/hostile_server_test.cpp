@@ -363,7 +363,7 @@ TEST_F(HostileServer, AnHttpServerThatStopsSendingIsAStallInTheHeadAndInTheBody)
                                        "--retries", "0", "-j", "1"});
     EXPECT_EQ(r.code, 5) << r.err;
     EXPECT_NE(r.err.find("timed out"), std::string::npos) << r.err;
-    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
     EXPECT_TRUE(std::filesystem::exists(work / "f.bin.part"));
     EXPECT_FALSE(std::filesystem::exists(work / "f.bin"));
 
@@ -373,7 +373,7 @@ TEST_F(HostileServer, AnHttpServerThatStopsSendingIsAStallInTheHeadAndInTheBody)
         ferry_split(work.path(), {"stat", head_stall.url("f.bin"), "--stall-timeout", "0.3"});
     EXPECT_EQ(st.code, 5) << st.err;
     EXPECT_NE(st.err.find("timed out"), std::string::npos) << st.err;
-    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
 
     auto b = ferry_split(work.path(), {"bench", head_stall.url("f.bin"), "-c", "2", "-n", "4",
                                        "--stall-timeout", "0.3", "--json"});
@@ -381,6 +381,22 @@ TEST_F(HostileServer, AnHttpServerThatStopsSendingIsAStallInTheHeadAndInTheBody)
     const auto j = nlohmann::json::parse(b.out);
     EXPECT_EQ(j["errors"]["timeout"], 4) << b.out;
     EXPECT_EQ(j["requests"], 0) << b.out;
+}
+
+/// A head that never ends, in complete lines (Beast bounds only what one parse call is given,
+/// and each read's complete lines are consumed): refused once 64 KiB of it came, at once, not
+/// after a stall and not never (a line a second would reset every stall timeout).
+TEST_F(HostileServer, AnHttpHeadThatNeverEndsIsRefusedAt64KiB) {
+    std::string endless = "HTTP/1.1 200 OK\r\n";
+    while (endless.size() < 80 * 1024)
+        endless += "X-Padding: yyyyyyyyyy\r\n";
+    fake_http_server server{
+        [&](const std::string&) { return fake_http_server::reply{endless}; }};
+    const auto started = std::chrono::steady_clock::now();
+    auto r = ferry_split(work.path(), {"stat", server.url("f.bin"), "--stall-timeout", "30"});
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("a response head above 64 KiB"), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
 }
 
 /// ferry get names itself (User-Agent), as curl and wget do; ferry bench sends what wrk sends,

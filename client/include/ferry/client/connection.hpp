@@ -132,7 +132,8 @@ public:
 protected:
     connection(socket_type socket, timeouts t);
 
-    /// Bounds the wait on socket_ that follows by `wait`, in the manner of
+    /// Bounds the one operation on socket_ that follows (a single read or write: a composed
+    /// operation of several, like async_write, takes with_timeout) by `wait`, in the manner of
     /// transport::with_timeout but for the cost of a clock read: the connection's one watchdog
     /// timer (the pattern of Asio's timeout examples) cancels the operation once the deadline
     /// has passed. A timer and a parallel group per read were a fifth of a load test's time at
