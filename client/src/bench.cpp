@@ -287,12 +287,7 @@ asio::awaitable<void> bench_client(shared_plan& plan, lane& l, unsigned index, s
         std::optional<transport::sha256_stream> hash;
         if (o.verify)
             hash.emplace();
-        while (!f) {
-            if (got == header.length) { // the whole body: no read to learn that it ended
-                in_body = false;
-                f = co_await conn->finish_get();
-                break;
-            }
+        while (!f && got < header.length) { // the whole body: no read to learn that it ended
             std::size_t want = scratch_size;
             if (o.abort_after)
                 want = static_cast<std::size_t>(std::min<std::uint64_t>(want, o.abort_after - got));
@@ -306,11 +301,8 @@ asio::awaitable<void> bench_client(shared_plan& plan, lane& l, unsigned index, s
                     f = rf;
                     break;
                 }
-                if (read == 0) {
-                    in_body = false;
-                    f = co_await conn->finish_get();
-                    break;
-                }
+                if (read == 0)
+                    break; // the connection says the body ended
                 n = read;
             }
             got += n;
@@ -331,6 +323,10 @@ asio::awaitable<void> bench_client(shared_plan& plan, lane& l, unsigned index, s
                     clock::now() +
                     std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(
                         static_cast<double>(n) / static_cast<double>(o.slow_read))));
+        }
+        if (!f && !aborted) {
+            in_body = false;
+            f = co_await conn->finish_get();
         }
         l.running[slot] = nullptr;
         const auto last = clock::now();
