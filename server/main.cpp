@@ -6,6 +6,7 @@
 #include <csignal>
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 int main(int argc, char** argv) {
@@ -29,15 +30,33 @@ int main(int argc, char** argv) {
         // the main log.
         auto access_file =
             cfg.access_log ? std::make_shared<log_file_sink>(cfg.access_log->string()) : nullptr;
-        auto access = access_file ? make("access", access_file) : make("access", sink);
+        // JSON lines are the whole line (each carries its time): a sink of their own, so the
+        // other loggers' lines keep their pattern.
+        const bool json = cfg.access_format == access_log_format::json;
+        spdlog::sink_ptr access_sink = access_file;
+        if (!access_sink && json)
+            access_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+        if (!access_sink)
+            access_sink = sink;
+        if (json)
+            access_sink->set_pattern("%v");
+        auto access = make("access", access_sink);
         if (access_file)
             access->set_level(spdlog::level::info);
-        server_loggers loggers{make("server", sink), make("session", sink), access, [access_file] {
-                                   if (access_file)
-                                       access_file->reopen();
-                               }};
+        server_loggers loggers{make("server", sink), make("session", sink), access, {}, {}};
+        loggers.reopen = [access_file] {
+            if (access_file)
+                access_file->reopen();
+        };
+        loggers.set_level = [l = loggers, dedicated = access_file != nullptr](auto to) {
+            l.server->set_level(to);
+            l.session->set_level(to);
+            if (!dedicated)
+                l.access->set_level(to);
+        };
         spdlog::set_default_logger(loggers.server);
         server s{cfg, loggers};
+        s.reload_from([args = cli.args] { return reread_config(args); });
         return s.run();
     } catch (const config_error& e) {
         std::cerr << "ferryd: " << e.what() << " (see ferryd --help)\n";

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/common.h>
 #include <thread>
 
@@ -120,7 +121,14 @@ po::options_description serving_options() {
         "log-level", po::value<std::string>()->default_value("info"),
         "trace | debug | info | warn | error | off")(
         "access-log", po::value<std::string>(),
-        "write the access log (one line per request) to this file instead of the main log");
+        "write the access log (one line per request) to this file instead of the main log")(
+        "access-log-format", po::value<std::string>()->default_value("text"),
+        "text | json: access lines as text, or one JSON object per line")(
+        "admin-listen", po::value<std::string>(),
+        "serve /metrics (Prometheus), /healthz and /readyz on this HOST:PORT (off by default; "
+        "never the public port)")(
+        "user", po::value<std::string>(),
+        "when started as root: run as this user (and its groups) once the ports are bound");
     return serving;
 }
 
@@ -173,6 +181,28 @@ server_config to_config(const po::variables_map& vm, const option_names& opt) {
                            ": expected trace, debug, info, warn, error or off");
     if (vm.count("access-log"))
         c.access_log = vm["access-log"].as<std::string>();
+    const auto& format = vm["access-log-format"].as<std::string>();
+    if (format == "json")
+        c.access_format = access_log_format::json;
+    else if (format != "text")
+        throw config_error(opt("access-log-format") + " " + format + ": expected text or json");
+    if (vm.count("admin-listen")) {
+        try {
+            c.admin_listen = parse_listen_address(vm["admin-listen"].as<std::string>());
+        } catch (const config_error& e) {
+            throw config_error(opt("admin-listen") + " " + e.what());
+        }
+        for (const auto& l : c.listen)
+            if (l.port() != 0 && l == *c.admin_listen)
+                throw config_error(opt("admin-listen") +
+                                   " must differ from every listen address: metrics are not "
+                                   "for the public port");
+    }
+    if (vm.count("user")) {
+        c.user = vm["user"].as<std::string>();
+        if (c.user->empty())
+            throw config_error(opt("user") + " must name a user");
+    }
     return c;
 }
 
@@ -241,28 +271,38 @@ void check_root(const std::filesystem::path& root) {
 
 } // namespace
 
-command_line parse_command_line(int argc, const char* const* argv) {
-    po::options_description general{"General"};
-    general.add_options()("help,h", "show this help and exit")("version",
-                                                               "show the version and exit")(
-        "config", po::value<std::string>(),
-        "read options from this INI file (the command line wins)")(
-        "check-config", "check the options, the --config file, the root and the listen "
-                        "addresses, then exit: 0 if all is well, 2 with the error; binds nothing");
-    const po::options_description serving = serving_options();
-    po::options_description all;
-    all.add(general).add(serving);
-    po::options_description with_argument{all};
-    with_argument.add_options()("root-argument", po::value<std::string>(), "");
-    po::positional_options_description positional;
-    positional.add("root-argument", 1);
+namespace {
 
+/// Every option ferryd takes, grouped as --help shows them.
+struct option_set {
+    po::options_description general{"General"};
+    po::options_description serving = serving_options();
+    po::options_description all;
+    po::options_description with_argument;
+    po::positional_options_description positional;
+
+    option_set() {
+        general.add_options()("help,h", "show this help and exit")("version",
+                                                                   "show the version and exit")(
+            "config", po::value<std::string>(),
+            "read options from this INI file (the command line wins); SIGHUP reads it again")(
+            "check-config", "check the options, the --config file, the root and the listen "
+                            "addresses, then exit: 0 if all is well, 2 with the error; binds "
+                            "nothing");
+        all.add(general).add(serving);
+        with_argument.add(all);
+        with_argument.add_options()("root-argument", po::value<std::string>(), "");
+        positional.add("root-argument", 1);
+    }
+};
+
+po::variables_map store_command_line(const std::vector<std::string>& args, const option_set& o) {
     po::variables_map vm;
     try {
         // No guessing: "--port 0" must not become "--port-file 0".
-        po::store(po::command_line_parser(argc, argv)
-                      .options(with_argument)
-                      .positional(positional)
+        po::store(po::command_line_parser(args)
+                      .options(o.with_argument)
+                      .positional(o.positional)
                       .style(po::command_line_style::default_style &
                              ~po::command_line_style::allow_guessing)
                       .run(),
@@ -270,24 +310,11 @@ command_line parse_command_line(int argc, const char* const* argv) {
     } catch (const po::error& e) {
         throw config_error(e.what());
     }
+    return vm;
+}
 
-    if (vm.count("help")) {
-        std::cout
-            << "Usage: ferryd [options] DIR\n"
-               "       ferryd --config FILE [options] [DIR]\n"
-               "Serves the directory DIR (or --root DIR, or root in the --config file) to "
-               "Ferry clients\n(protocol "
-            << int{protocol::version}
-            << ") and HTTP/1.1 clients on the same port. There is no default: without a root, "
-            << "ferryd refuses to start.\n\n"
-            << all;
-        return {std::nullopt, 0};
-    }
-    if (vm.count("version")) {
-        std::cout << "ferryd " FERRY_VERSION " (protocol " << int{protocol::version} << ")\n";
-        return {std::nullopt, 0};
-    }
-
+/// The configuration of a command line stored in `vm`, with its --config file read.
+server_config configure(po::variables_map& vm, const option_set& o) {
     try {
         // The argument DIR is the command line's root, so it wins over the file's.
         if (vm.count("root-argument")) {
@@ -298,26 +325,110 @@ command_line parse_command_line(int argc, const char* const* argv) {
                 (option / "").lexically_normal() != (argument / "").lexically_normal())
                 throw config_error("two roots: --root " + option.string() + " and the argument " +
                                    argument.string() + "; give one");
-            po::parsed_options root{&all};
+            po::parsed_options root{&o.all};
             root.options.push_back(po::option{"root", {argument.string()}});
             po::store(root, vm);
         }
         if (vm.count("config"))
-            po::store(read_config_file(vm["config"].as<std::string>(), serving), vm);
+            po::store(read_config_file(vm["config"].as<std::string>(), o.serving), vm);
         po::notify(vm);
     } catch (const po::error& e) {
         throw config_error(e.what());
     }
-
     server_config c = to_config(vm, option_names{"--"});
     if (c.root.empty())
         throw config_error("no root directory: give one, e.g. ferryd /srv/files");
+    return c;
+}
+
+} // namespace
+
+command_line parse_command_line(int argc, const char* const* argv) {
+    const option_set o;
+    std::vector<std::string> args(argv + std::min(argc, 1), argv + argc);
+    auto vm = store_command_line(args, o);
+    if (vm.count("help")) {
+        std::cout
+            << "Usage: ferryd [options] DIR\n"
+               "       ferryd --config FILE [options] [DIR]\n"
+               "Serves the directory DIR (or --root DIR, or root in the --config file) to "
+               "Ferry clients\n(protocol "
+            << int{protocol::version}
+            << ") and HTTP/1.1 clients on the same port. There is no default: without a root, "
+            << "ferryd refuses to start.\n\n"
+            << o.all;
+        return {std::nullopt, 0, {}};
+    }
+    if (vm.count("version")) {
+        std::cout << "ferryd " FERRY_VERSION " (protocol " << int{protocol::version} << ")\n";
+        return {std::nullopt, 0, {}};
+    }
+    server_config c = configure(vm, o);
     if (vm.count("check-config")) {
         check_root(c.root);
         std::cout << "ferryd: configuration ok\n";
-        return {std::nullopt, 0};
+        return {std::nullopt, 0, {}};
     }
-    return {std::move(c), 0};
+    return {std::move(c), 0, std::move(args)};
+}
+
+server_config reread_config(const std::vector<std::string>& args) {
+    const option_set o;
+    auto vm = store_command_line(args, o);
+    server_config c = configure(vm, o);
+    check_root(c.root);
+    return c;
+}
+
+server_config reloadable_part(const server_config& running, server_config next,
+                              std::vector<std::string>& kept) {
+    auto keep = [&](auto member, const char* name) {
+        if (!(running.*member == next.*member)) {
+            kept.emplace_back(name);
+            next.*member = running.*member;
+        }
+    };
+    keep(&server_config::root, "root");
+    keep(&server_config::listen, "listen");
+    keep(&server_config::port_file, "port-file");
+    keep(&server_config::threads, "threads");
+    keep(&server_config::symlinks, "symlinks");
+    keep(&server_config::dotfiles, "dotfiles");
+    keep(&server_config::digest_threads, "digest-threads");
+    keep(&server_config::digest_cache_entries, "digest-cache-entries");
+    keep(&server_config::small_file_cache, "small-file-cache");
+    keep(&server_config::access_log, "access-log");
+    keep(&server_config::access_format, "access-log-format");
+    keep(&server_config::admin_listen, "admin-listen");
+    keep(&server_config::user, "user");
+    return next;
+}
+
+std::string describe_changes(const server_config& a, const server_config& b) {
+    std::string out;
+    auto seconds = [](std::chrono::milliseconds d) {
+        return fmt::format("{}", static_cast<double>(d.count()) / 1000.0);
+    };
+    auto change = [&out](const char* name, const std::string& from, const std::string& to) {
+        if (from == to)
+            return;
+        if (!out.empty())
+            out += ", ";
+        out += fmt::format("{} {} -> {}", name, from, to);
+    };
+    change("max-connections", std::to_string(a.max_connections),
+           std::to_string(b.max_connections));
+    change("max-connections-per-ip", std::to_string(a.max_connections_per_ip),
+           std::to_string(b.max_connections_per_ip));
+    change("max-listings", std::to_string(a.max_listings), std::to_string(b.max_listings));
+    change("busy-retry-after", seconds(a.busy_retry_after), seconds(b.busy_retry_after));
+    change("request-timeout", seconds(a.request_timeout), seconds(b.request_timeout));
+    change("progress-timeout", seconds(a.progress_timeout), seconds(b.progress_timeout));
+    change("idle-timeout", seconds(a.idle_timeout), seconds(b.idle_timeout));
+    change("drain-timeout", seconds(a.drain_timeout), seconds(b.drain_timeout));
+    change("rate-limit", std::to_string(a.rate_limit), std::to_string(b.rate_limit));
+    change("log-level", a.log_level, b.log_level);
+    return out.empty() ? "nothing changed" : out;
 }
 
 } // namespace ferry::server

@@ -83,6 +83,7 @@ void digest_service::start(waiter w, int fd, protocol::file_identity id) {
     std::unique_lock lock{mutex_};
     auto [it, inserted] = entries_.try_emplace(id);
     if (it->second.result) { // cached
+        ++hits_;
         auto outcome = *it->second.result;
         lock.unlock();
         complete(std::move(w), outcome);
@@ -92,8 +93,10 @@ void digest_service::start(waiter w, int fd, protocol::file_identity id) {
     if (w.slot.is_connected())
         w.slot.emplace<cancel_waiter>(this, id, w.number);
     it->second.waiters.push_back(std::move(w));
-    if (!inserted)
+    if (!inserted) {
+        ++shared_;
         return; // a computation is running: wait for it
+    }
     auto stop = std::make_shared<std::atomic<bool>>(stopping_.load());
     it->second.stop = stop;
     lock.unlock();
@@ -119,6 +122,7 @@ void digest_service::start(waiter w, int fd, protocol::file_identity id) {
         if (outcome.ec == asio::error::operation_aborted)
             ++abandoned_;
         finish(id, stop, outcome);
+        ++finished_;
     });
 }
 

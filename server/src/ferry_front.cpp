@@ -57,7 +57,7 @@ asio::awaitable<error_code> send_error(stream_socket& socket, const session_cont
                                        bool closing = false, std::uint32_t retry_after_ms = 0) {
     fp::error_reply reply{status, closing, retry_after_ms,
                           bounded_text(fp::escape_for_terminal(text))};
-    co_return co_await write_frame(socket, reply, ctx.config.progress_timeout);
+    co_return co_await write_frame(socket, reply, ctx.config->progress_timeout);
 }
 
 /// A GET whose body is at most small_body bytes and not rate-limited: header, body and trailer
@@ -100,7 +100,7 @@ asio::awaitable<exchange> serve_small(stream_socket& socket, const session_conte
     x.bytes = length;
     (void)fp::encode(header, out.first(header_size));
     (void)fp::encode(fp::get_trailer{x.status}, out.last(trailer_size));
-    x.keep_open = !co_await transport::write_all(socket, out, ctx.config.progress_timeout);
+    x.keep_open = !co_await transport::write_all(socket, out, ctx.config->progress_timeout);
     if (!x.keep_open)
         x.status = fp::status::internal_error;
     co_return x;
@@ -153,14 +153,14 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     const auto header_size = fp::encoded_size(header);
     (void)fp::encode(header, buf);
     if (co_await transport::write_all(socket, std::span{buf}.first(header_size),
-                                      ctx.config.progress_timeout)) {
+                                      ctx.config->progress_timeout)) {
         x.status = fp::status::internal_error;
         x.keep_open = false;
         co_return x;
     }
 
     auto sent = co_await send_file_range(socket, file.fd.get(), req.offset, length,
-                                         ctx.config.progress_timeout, limiter);
+                                         ctx.config->progress_timeout, limiter);
     x.bytes = sent.from_file;
     if (sent.ec || sent.truncated) {
         // The peer stalled or went away, shutdown cancelled us, or the file shrank: the stream
@@ -175,7 +175,7 @@ asio::awaitable<exchange> serve_get(stream_socket& socket, const session_context
     const bool unchanged = ::fstat(file.fd.get(), &after) == 0 && make_identity(after) == identity;
     x.status = unchanged ? fp::status::ok : fp::status::changed;
     x.keep_open =
-        !co_await write_frame(socket, fp::get_trailer{x.status}, ctx.config.progress_timeout);
+        !co_await write_frame(socket, fp::get_trailer{x.status}, ctx.config->progress_timeout);
     co_return x;
 }
 
@@ -213,7 +213,7 @@ asio::awaitable<exchange> serve_stat(stream_socket& socket, const session_contex
         }
         reply.sha256 = d.digest;
     }
-    x.keep_open = !co_await write_frame(socket, reply, ctx.config.progress_timeout);
+    x.keep_open = !co_await write_frame(socket, reply, ctx.config->progress_timeout);
     co_return x;
 }
 
@@ -261,7 +261,7 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
         x.status = fp::status::busy;
         x.keep_open = !co_await send_error(
             socket, ctx, x.status, "busy: too many directory listings at once; retry later", false,
-            static_cast<std::uint32_t>(ctx.config.busy_retry_after.count()));
+            static_cast<std::uint32_t>(ctx.config->busy_retry_after.count()));
         co_return x;
     }
     const dir_ptr dir = open_dir_stream(target);
@@ -279,7 +279,7 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
         auto batch = co_await offload(ctx.digests.pool().get_executor(), next_batch);
         if (!batch.frame.entries.empty()) {
             x.bytes += batch.frame.entries.size();
-            if (co_await write_frame(socket, batch.frame, ctx.config.progress_timeout)) {
+            if (co_await write_frame(socket, batch.frame, ctx.config->progress_timeout)) {
                 x.keep_open = false;
                 co_return x;
             }
@@ -290,7 +290,7 @@ asio::awaitable<exchange> serve_list(stream_socket& socket, const session_contex
         }
     }
     x.keep_open =
-        !co_await write_frame(socket, fp::list_end{x.status, x.bytes}, ctx.config.progress_timeout);
+        !co_await write_frame(socket, fp::list_end{x.status, x.bytes}, ctx.config->progress_timeout);
     co_return x;
 }
 
@@ -347,17 +347,20 @@ asio::awaitable<exchange> serve_request(connection& c, const session_context& ct
     } else {
         x = co_await serve_list(socket, ctx, list, c.slot.address());
     }
-    if (ctx.access.should_log(spdlog::level::info)) { // no formatting when the log is off
-        const auto micros =
-            std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
-        const auto range =
-            x.range ? fmt::format("{}-{}/{}", (*x.range)[0], (*x.range)[1], (*x.range)[2])
-                    : std::string{"-"};
-        ctx.access.info("[conn {}] {} FERRY {} \"{}\" {} {} {} {:.3f}ms", c.id, peer_of(c),
-                        method_name(type), fp::escape_for_log(path), range, x.bytes,
-                        x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
-                        static_cast<double>(micros) / 1000.0);
-    }
+    const auto kind = type == fp::frame_type::get_request    ? metric_method::get
+                      : type == fp::frame_type::stat_request ? metric_method::stat
+                                                             : metric_method::list;
+    std::optional<access_record::byte_range> range;
+    if (x.range)
+        range = access_record::byte_range{(*x.range)[0], (*x.range)[1], (*x.range)[2]};
+    record_request(
+        ctx, c,
+        {metric_protocol::ferry, kind, "FERRY", method_name(type), path, range, x.bytes,
+         kind == metric_method::get ? x.bytes : 0,
+         x.keep_open ? fp::status_text(x.status) : std::string_view{"aborted"},
+         x.keep_open ? metric_status::ferry(static_cast<std::uint16_t>(x.status))
+                     : metric_status::aborted(),
+         started});
     co_return x;
 }
 
@@ -369,7 +372,6 @@ asio::awaitable<std::optional<std::string>> serve_ferry(connection& c, const ses
     // Cleanup I/O after a cancellation must still run (bounded by its own timeouts).
     co_await asio::this_coro::throw_if_cancelled(false);
     auto cancel_state = co_await asio::this_coro::cancellation_state;
-    const auto& cfg = ctx.config;
     frame_buffer buffer;
     std::string why;
     bool linger = false; // an ERROR was sent before closing: close gently
@@ -382,11 +384,11 @@ asio::awaitable<std::optional<std::string>> serve_ferry(connection& c, const ses
             why = "server shutting down";
             co_await send_error(c.socket, ctx, fp::status::shutting_down,
                                 "shutting down: the server is stopping", true,
-                                static_cast<std::uint32_t>(cfg.busy_retry_after.count()));
+                                static_cast<std::uint32_t>(ctx.config->busy_retry_after.count()));
             linger = true;
             break;
         }
-        auto r = co_await transport::read_frame(c.socket, buffer, cfg.request_timeout);
+        auto r = co_await transport::read_frame(c.socket, buffer, ctx.config->request_timeout);
         if (r.net) {
             why = r.net == asio::error::eof && !buffer.empty() ? "closed mid-request"
                                                                : describe(r.net);
@@ -431,7 +433,7 @@ asio::awaitable<std::optional<std::string>> serve_ferry(connection& c, const ses
 
 asio::awaitable<void> refuse_busy_ferry(stream_socket& socket, const session_context& ctx) {
     co_await send_error(socket, ctx, fp::status::busy, "busy: too many connections; retry later",
-                        true, static_cast<std::uint32_t>(ctx.config.busy_retry_after.count()));
+                        true, static_cast<std::uint32_t>(ctx.config->busy_retry_after.count()));
 }
 
 } // namespace ferry::server

@@ -202,7 +202,7 @@ asio::awaitable<exchange> answer_text(request_context& r, unsigned status, std::
         x.bytes = body.size();
     }
     x.keep_open =
-        !co_await transport::write_all(r.socket, bytes_of(r.out), r.ctx.config.progress_timeout) &&
+        !co_await transport::write_all(r.socket, bytes_of(r.out), r.ctx.config->progress_timeout) &&
         r.after != persistence::close;
     co_return x;
 }
@@ -274,7 +274,7 @@ std::string multipart_end() {
 /// rate-limited, else corked with sendfile. A file that shrank cuts the connection.
 asio::awaitable<exchange> send_with_body(request_context& r, int fd, const std::string* bytes,
                                          std::uint64_t offset, std::uint64_t length, exchange x) {
-    const auto timeout = r.ctx.config.progress_timeout;
+    const auto timeout = r.ctx.config->progress_timeout;
     if (r.head || length == 0) {
         x.keep_open = !co_await transport::write_all(r.socket, bytes_of(r.out), timeout) &&
                       r.after != persistence::close;
@@ -325,7 +325,7 @@ asio::awaitable<exchange> send_with_body(request_context& r, int fd, const std::
 asio::awaitable<exchange> send_multipart(request_context& r, int fd, std::string_view type,
                                          const std::vector<http::byte_range>& ranges,
                                          std::uint64_t size, exchange x) {
-    const auto timeout = r.ctx.config.progress_timeout;
+    const auto timeout = r.ctx.config->progress_timeout;
     std::vector<std::string> heads;
     heads.reserve(ranges.size());
     std::uint64_t total = multipart_end().size();
@@ -405,7 +405,7 @@ asio::awaitable<exchange> serve_file(request_context& r, resolved& file, std::st
         add_field(r.out, "Last-Modified", modified_text);
         end_head(r.out, r.after);
         x.keep_open = !co_await transport::write_all(r.socket, bytes_of(r.out),
-                                                     r.ctx.config.progress_timeout) &&
+                                                     r.ctx.config->progress_timeout) &&
                       r.after != persistence::close;
         co_return x;
     case http::precondition::failed:
@@ -512,7 +512,7 @@ void listing_head(request_context& r, bool json, bool chunked) {
 /// timeout; a write that fails, or cancellation, cuts the connection mid-body.
 asio::awaitable<exchange> send_listing(request_context& r, listing_renderer& body, bool chunked,
                                        exchange x) {
-    const auto timeout = r.ctx.config.progress_timeout;
+    const auto timeout = r.ctx.config->progress_timeout;
     auto cancel_state = co_await asio::this_coro::cancellation_state;
     for (bool more = true; more;) {
         const auto at = r.out.size();
@@ -564,7 +564,7 @@ asio::awaitable<exchange> serve_directory(request_context& r, std::string_view p
             r.after = persistence::close;
         listing_head(r, json, chunked);
         x.keep_open = !co_await transport::write_all(r.socket, bytes_of(r.out),
-                                                     r.ctx.config.progress_timeout) &&
+                                                     r.ctx.config->progress_timeout) &&
                       r.after != persistence::close;
         co_return x;
     }
@@ -572,7 +572,7 @@ asio::awaitable<exchange> serve_directory(request_context& r, std::string_view p
     if (!slot)
         co_return co_await answer_text(
             r, 503, "busy: too many directory listings at once; retry later",
-            fmt::format("Retry-After: {}\r\n", retry_after_seconds(r.ctx.config)));
+            fmt::format("Retry-After: {}\r\n", retry_after_seconds(*r.ctx.config)));
     const dir_ptr stream = open_dir_stream(dir);
     if (!stream)
         co_return co_await answer_text(
@@ -758,19 +758,20 @@ unsigned check_head(const request& req, bool obs_fold, std::string& why) {
 
 void log_access(const session_context& ctx, const connection& c, const request* req,
                 std::string_view target, const exchange& x, clock::time_point started) {
-    if (!ctx.access.should_log(spdlog::level::info)) // no formatting when the log is off
-        return;
-    const auto micros =
-        std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
-    const auto range =
-        x.range ? fmt::format("{}-{}/{}", x.range->first, x.range->last + 1, x.size) : "-";
     const auto method =
         req ? std::string_view{req->method_string().data(), req->method_string().size()}
             : std::string_view{"-"};
-    ctx.access.info("[conn {}] {} {} {} \"{}\" {} {} {} {:.3f}ms", c.id, peer_of(c),
-                    version_text(req ? req->version() : 11), fp::escape_for_log(method),
-                    fp::escape_for_log(target), range, x.bytes, x.status,
-                    static_cast<double>(micros) / 1000.0);
+    const auto kind = method == "GET"    ? metric_method::get
+                      : method == "HEAD" ? metric_method::head
+                                         : metric_method::other;
+    std::optional<access_record::byte_range> range;
+    if (x.range)
+        range = access_record::byte_range{x.range->first, x.range->last + 1, x.size};
+    const auto status = fmt::format_int(x.status);
+    record_request(ctx, c,
+                   {metric_protocol::http, kind, version_text(req ? req->version() : 11), method,
+                    target, range, x.bytes, x.bytes, {status.data(), status.size()},
+                    x.cut ? metric_status::aborted() : metric_status::http(x.status), started});
 }
 
 } // namespace
@@ -792,7 +793,7 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
         }
         bhttp::request_parser<bhttp::empty_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(header_limit));
-        auto h = co_await read_head(c.socket, buffer, parser, ctx.config.request_timeout);
+        auto h = co_await read_head(c.socket, buffer, parser, ctx.config->request_timeout);
         if (h.net) {
             why = h.net == asio::error::eof && h.partial ? "closed mid-request" : describe(h.net);
             break;
@@ -863,13 +864,13 @@ asio::awaitable<std::optional<std::string>> serve_http(connection& c, const sess
 asio::awaitable<void> refuse_busy_http(stream_socket& socket, const session_context& ctx) {
     std::string out;
     start_head(out, 503);
-    const auto seconds = retry_after_seconds(ctx.config);
+    const auto seconds = retry_after_seconds(*ctx.config);
     const std::string_view body = "busy: too many connections; retry later\n";
     fmt::format_to(std::back_inserter(out),
                    "Retry-After: {}\r\nContent-Type: text/plain; charset=utf-8\r\n"
                    "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
                    seconds, body.size(), body);
-    co_await transport::write_all(socket, bytes_of(out), ctx.config.progress_timeout);
+    co_await transport::write_all(socket, bytes_of(out), ctx.config->progress_timeout);
 }
 
 } // namespace ferry::server

@@ -230,4 +230,15 @@ resolved path_resolver::stat_path(std::string_view path) const {
     return open(path, O_PATH);
 }
 
+std::optional<std::string> path_resolver::root_problem() const {
+    struct stat st {};
+    if (::fstat(root_.get(), &st) != 0)
+        return std::string{"cannot stat the root: "} + std::strerror(errno);
+    if (st.st_nlink == 0)
+        return std::string{"the root directory was deleted"};
+    if (::faccessat(root_.get(), ".", R_OK | X_OK, AT_EACCESS) != 0)
+        return std::string{"cannot read the root: "} + std::strerror(errno);
+    return std::nullopt;
+}
+
 } // namespace ferry::server

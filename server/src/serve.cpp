@@ -1,8 +1,13 @@
 #include "serve.hpp"
 
+#include "ferry/protocol/text.hpp"
+
 #include "ferry/transport/with_timeout.hpp"
 
 #include <array>
+#include <nlohmann/json.hpp>
+#include <spdlog/fmt/chrono.h>
+#include <ctime>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -24,6 +29,52 @@ using transport::clock;
 using transport::error_code;
 using transport::use_nothrow;
 using transport::with_timeout;
+
+void record_request(const session_context& ctx, const connection& c, const access_record& r) {
+    const auto took = clock::now() - r.started;
+    ctx.metrics.request(r.protocol, r.kind, r.status_index, r.body_bytes, took);
+    if (!ctx.access.should_log(spdlog::level::info)) // no formatting when the log is off
+        return;
+    if (ctx.config->access_format == access_log_format::json) {
+        ctx.access.info(access_json(c, r, std::chrono::system_clock::now()));
+        return;
+    }
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+    const auto range = r.range ? fmt::format("{}-{}/{}", r.range->first, r.range->end, r.range->size)
+                               : std::string{"-"};
+    ctx.access.info("[conn {}] {} {} {} \"{}\" {} {} {} {:.3f}ms", c.id, peer_of(c), r.version,
+                    fp::escape_for_log(r.method), fp::escape_for_log(r.path), range, r.count,
+                    r.status, static_cast<double>(micros) / 1000.0);
+}
+
+std::string access_json(const connection& c, const access_record& r,
+                        std::chrono::system_clock::time_point now) {
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            transport::clock::now() - r.started)
+                            .count();
+    const auto since_epoch =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    const auto seconds = static_cast<std::time_t>(since_epoch / 1000);
+    std::tm utc{};
+    ::gmtime_r(&seconds, &utc);
+    nlohmann::ordered_json line{
+        {"time", fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", utc, since_epoch % 1000)},
+        {"conn", c.id},
+        {"client", peer_of(c)},
+        {"protocol", r.version},
+        {"method", r.method},
+        {"path", r.path},
+        {"range", r.range ? nlohmann::ordered_json(fmt::format("{}-{}/{}", r.range->first, r.range->end,
+                                                       r.range->size))
+                          : nlohmann::ordered_json(nullptr)},
+        {"bytes", r.count},
+        {"status", r.status},
+        {"duration_ms", static_cast<double>(micros) / 1000.0},
+    };
+    // ASCII only: every control and non-ASCII character is a \u escape, and bytes that are not
+    // UTF-8 become U+FFFD, so a line is always valid JSON and never a terminal sequence.
+    return line.dump(-1, ' ', true, nlohmann::ordered_json::error_handler_t::replace);
+}
 
 std::string peer_of(const connection& c) {
     return peer_name(c.slot.address(), c.port);
@@ -78,7 +129,7 @@ std::shared_ptr<const std::string> keep_small_file(const session_context& ctx,
     const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-    if (size > small_body || ctx.config.small_file_cache == 0 ||
+    if (size > small_body || ctx.config->small_file_cache == 0 ||
         !ctx.small_files.settled(file.st, now_ns))
         return nullptr;
     auto bytes = std::make_shared<std::string>(size, '\0');

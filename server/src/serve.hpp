@@ -19,6 +19,33 @@ namespace ferry::server {
 /// `[address]:port` of a connection's peer, for logs.
 std::string peer_of(const connection& c);
 
+/// One answered request, as the access log and the metrics see it.
+struct access_record {
+    metric_protocol protocol;
+    metric_method kind;
+    std::string_view version; ///< "FERRY", "HTTP/1.1"
+    std::string_view method;  ///< as the client sent it (escaped when written)
+    std::string_view path;    ///< as the client sent it (escaped when written)
+    /// The range served, [first, end) of a file of `size` bytes.
+    struct byte_range {
+        std::uint64_t first, end, size;
+    };
+    std::optional<byte_range> range;
+    std::uint64_t count = 0;      ///< body bytes, or the entries of a Ferry LIST
+    std::uint64_t body_bytes = 0; ///< body bytes sent (what the metrics add up)
+    std::string_view status;      ///< "ok", "206", "aborted"
+    std::size_t status_index;     ///< metric_status's index of it
+    transport::clock::time_point started;
+};
+
+/// Counts an answered request in the thread's metrics and writes its access line (text or
+/// JSON, --access-log-format), escaping everything the client sent.
+void record_request(const session_context& ctx, const connection& c, const access_record& r);
+
+/// The JSON access line of `r`: one object, every string escaped (for tests).
+std::string access_json(const connection& c, const access_record& r,
+                        std::chrono::system_clock::time_point now);
+
 /// A network outcome as a session's close reason ("closed by peer", "request timeout").
 std::string describe(const transport::error_code& ec);
 

@@ -1,6 +1,7 @@
 #include "ferry/server/server.hpp"
 
 #include "ferry/server/session.hpp"
+#include "ferry/protocol/text.hpp"
 #include "ferry/transport/asio.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -70,18 +71,21 @@ asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp
 
 } // namespace
 
+server::worker::worker(server& s, std::shared_ptr<const server_config> c)
+    : config(std::move(c)), session{config.get(),     s.resolver_,     s.digests_,
+                                    s.small_files_,   *s.log_.session, *s.log_.access,
+                                    s.listings_,      metrics} {}
+
 server::server(server_config config, server_loggers loggers)
-    : config_(std::move(config)), log_(std::move(loggers)),
-      resolver_(config_.root, config_.symlinks, config_.dotfiles),
-      digests_(config_.digest_threads, config_.digest_cache_entries),
-      small_files_(config_.small_file_cache),
-      limits_(config_.max_connections, config_.max_connections_per_ip),
-      listings_(config_.max_listings), session_ctx_{config_,      resolver_,     digests_,
-                                                    small_files_, *log_.session, *log_.access,
-                                                    listings_} {
-    for (unsigned i = 0; i < config_.threads; ++i)
-        workers_.push_back(std::make_unique<worker>());
-    for (auto endpoint : config_.listen) {
+    : config_(std::make_shared<const server_config>(std::move(config))),
+      log_(std::move(loggers)), resolver_(config_->root, config_->symlinks, config_->dotfiles),
+      digests_(config_->digest_threads, config_->digest_cache_entries),
+      small_files_(config_->small_file_cache),
+      limits_(config_->max_connections, config_->max_connections_per_ip),
+      listings_(config_->max_listings) {
+    for (unsigned i = 0; i < config_->threads; ++i)
+        workers_.push_back(std::make_unique<worker>(*this, config_));
+    for (auto endpoint : config_->listen) {
         // The first thread's listener picks the port (maybe 0 = any); the others join it.
         for (auto& w : workers_) {
             w->acceptors.push_back(make_acceptor(w->ctx, endpoint, w == workers_.front()));
@@ -89,6 +93,32 @@ server::server(server_config config, server_loggers loggers)
         }
         ports_.push_back(endpoint.port());
     }
+    if (config_->admin_listen) {
+        const auto& at = *config_->admin_listen;
+        asio::ip::tcp::acceptor a{main_, at.protocol()};
+        a.set_option(asio::socket_base::reuse_address(true));
+        if (at.address().is_v6())
+            a.set_option(asio::ip::v6_only(true));
+        error_code ec;
+        if (a.bind(at, ec); ec)
+            throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
+                                            std::to_string(at.port()) + " (admin-listen)");
+        a.listen();
+        admin_ = std::make_unique<admin_listener>(
+            main_, std::move(a),
+            admin_listener::probes{[this] { return metrics_text(); },
+                                   [this]() -> std::optional<std::string> {
+                                       if (draining_)
+                                           return "draining: not accepting connections";
+                                       if (auto why = resolver_.root_problem())
+                                           return "root unusable: " + *why;
+                                       return std::nullopt;
+                                   }},
+            *log_.server);
+    }
+    start_time_ = std::chrono::duration<double>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
 }
 
 server::~server() {
@@ -98,20 +128,22 @@ server::~server() {
 }
 
 void server::write_port_file() const {
-    if (!config_.port_file)
+    if (!config_->port_file)
         return;
     // Written whole and renamed into place, so a reader never sees a partial file.
-    const auto tmp = config_.port_file->string() + ".tmp";
+    const auto tmp = config_->port_file->string() + ".tmp";
     {
         std::ofstream out{tmp, std::ios::trunc};
         for (auto p : ports_)
             out << p << '\n';
+        if (admin_) // last: the listen ports keep their lines
+            out << admin_->port() << '\n';
         if (!out.flush())
             throw std::system_error(errno, std::generic_category(), "cannot write " + tmp);
     }
-    if (std::rename(tmp.c_str(), config_.port_file->c_str()) != 0)
+    if (std::rename(tmp.c_str(), config_->port_file->c_str()) != 0)
         throw std::system_error(errno, std::generic_category(),
-                                "cannot write " + config_.port_file->string());
+                                "cannot write " + config_->port_file->string());
 }
 
 asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor) {
@@ -130,15 +162,19 @@ asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& ac
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
         const auto peer = socket.remote_endpoint(ignored);
         const auto id = next_session_id_.fetch_add(1, std::memory_order_relaxed);
-        if (!limits_.try_acquire(peer.address())) {
+        bool per_address = false;
+        if (const auto refused = limits_.try_acquire(peer.address(), per_address);
+            refused != connection_limits::refusal::none) {
+            w.metrics.refused[refused == connection_limits::refusal::max_connections ? 0 : 1].add();
             asio::co_spawn(w.ctx,
-                           refuse_busy(stream_socket{std::move(socket)}, session_ctx_,
+                           refuse_busy(stream_socket{std::move(socket)}, w.session,
                                        {id, peer_name(peer.address(), peer.port())}),
                            task_done{"refusal", log_.server.get()});
             continue;
         }
         start_session(stream_socket{std::move(socket)}, id, peer.port(),
-                      connection_slot{limits_, peer.address()}, w.registry, session_ctx_);
+                      connection_slot{limits_, peer.address(), per_address}, w.registry,
+                      w.session);
     }
 }
 
@@ -147,9 +183,10 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
     auto [ec, signo] = co_await signals.async_wait(use_nothrow);
     if (ec)
         co_return; // every worker ended by itself
+    draining_ = true;
     log_.server->info("received signal {}: not accepting; draining transfers for up to {} s", signo,
-                      static_cast<double>(config_.drain_timeout.count()) / 1000.0);
-    const auto idle = drain_idle_timeout(config_);
+                      static_cast<double>(config_->drain_timeout.count()) / 1000.0);
+    const auto idle = drain_idle_timeout(*config_);
     for (auto& w : workers_)
         asio::post(w->ctx, [&w = *w, idle] {
             for (auto& a : w.acceptors) {
@@ -158,7 +195,7 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
             }
             w.registry.drain(idle);
         });
-    asio::steady_timer drain_timer{main, config_.drain_timeout};
+    asio::steady_timer drain_timer{main, config_->drain_timeout};
     auto which = co_await (signals.async_wait(use_nothrow) || drain_timer.async_wait(use_nothrow));
     // Either branch failing means the supervisor itself was cancelled: everything drained.
     if (which.index() == 0) {
@@ -174,24 +211,91 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
         asio::post(w->ctx, [&w = *w] { w.registry.cancel_all(); });
 }
 
-asio::awaitable<void> server::reopen_logs_on_hangup(asio::signal_set& hangup) {
+asio::awaitable<void> server::on_hangup(asio::signal_set& hangup) {
     for (;;) {
         auto [ec, signo] = co_await hangup.async_wait(use_nothrow);
         if (ec)
             co_return; // the server stopped
+        log_.server->info("received signal {}: reloading the configuration", signo);
+        reload();
         try {
             if (log_.reopen)
                 log_.reopen();
-            log_.server->info("received signal {}: log files reopened", signo);
+            log_.server->info("log files reopened");
         } catch (const std::exception& e) {
-            log_.server->error("received signal {}: cannot reopen the log files: {}", signo,
-                               e.what());
+            log_.server->error("cannot reopen the log files: {}", e.what());
         }
     }
 }
 
+void server::reload() {
+    if (!reread_)
+        return;
+    server_config next;
+    try {
+        next = reread_();
+    } catch (const std::exception& e) {
+        ++reloads_failed_;
+        log_.server->error("configuration not reloaded: {}; the running settings stay",
+                           protocol::escape_for_log(e.what()));
+        return;
+    }
+    std::vector<std::string> kept;
+    next = reloadable_part(*config_, std::move(next), kept);
+    if (!kept.empty())
+        log_.server->warn("configuration: {} changed; only a restart applies that, the running "
+                          "value stays",
+                          fmt::join(kept, ", "));
+    const auto changes = describe_changes(*config_, next);
+    auto shared = std::make_shared<const server_config>(std::move(next));
+    limits_.set_limits(shared->max_connections, shared->max_connections_per_ip);
+    listings_.set_max(shared->max_listings);
+
+    // Each thread takes the new settings between two steps of its sessions; connections keep
+    // their rate limit, and a transfer in flight is not touched.
+    for (auto& w : workers_)
+        asio::post(w->ctx, [&w = *w, shared] {
+            const bool shorter = shared->request_timeout < w.config->request_timeout ||
+                                 shared->idle_timeout < w.config->idle_timeout;
+            w.config = shared;
+            w.session.config = shared.get();
+            if (shorter)
+                w.registry.reorder();
+        });
+    // The line is written at the more verbose of the two levels, so that it is seen whether
+    // the level goes up or down.
+    const auto level = spdlog::level::from_str(shared->log_level);
+    const bool more_verbose = level < log_.server->level();
+    if (more_verbose && log_.set_level)
+        log_.set_level(level);
+    log_.server->info("configuration reloaded: {}", changes);
+    if (!more_verbose && log_.set_level)
+        log_.set_level(level);
+    config_ = std::move(shared);
+    ++reloads_ok_;
+}
+
+std::string server::metrics_text() const {
+    std::vector<const thread_metrics*> threads;
+    for (const auto& w : workers_)
+        threads.push_back(&w->metrics);
+    server_metrics s;
+    s.connections_active = limits_.active();
+    s.max_connections = limits_.max_total();
+    s.listings_active = listings_.active();
+    s.digest_hits = digests_.hits();
+    s.digest_shared = digests_.shared();
+    s.digest_computations = digests_.computations();
+    s.digest_running = digests_.running();
+    s.draining = draining_;
+    s.reloads_ok = reloads_ok_;
+    s.reloads_failed = reloads_failed_;
+    s.start_time = start_time_;
+    return render_metrics(threads, s);
+}
+
 int server::run() {
-    asio::io_context main{1};
+    auto& main = main_;
     for (auto& w : workers_)
         for (auto& a : w->acceptors)
             asio::co_spawn(w->ctx, accept_loop(*w, a), task_done{"accept loop", log_.server.get()});
@@ -199,12 +303,17 @@ int server::run() {
     // appears already drains.
     asio::signal_set signals{main, SIGINT, SIGTERM};
     asio::signal_set hangup{main, SIGHUP};
-    write_port_file();
-    log_.server->info("serving {} on {} thread(s), port(s) {}", config_.root.string(),
+    write_port_file(); // as the user that started ferryd, like the ports and the log files
+    drop_privileges(); // before any request is read
+    log_.server->info("serving {} on {} thread(s), port(s) {}", config_->root.string(),
                       workers_.size(), fmt::join(ports_, ","));
 
-    asio::co_spawn(main, reopen_logs_on_hangup(hangup),
-                   task_done{"log reopener", log_.server.get()});
+    if (admin_) {
+        admin_->start();
+        log_.server->info("admin listener (/metrics, /healthz, /readyz) on port {}",
+                          admin_->port());
+    }
+    asio::co_spawn(main, on_hangup(hangup), task_done{"reloader", log_.server.get()});
     asio::cancellation_signal stop_supervisor;
     asio::co_spawn(main, supervise(main, signals),
                    asio::bind_cancellation_slot(stop_supervisor.slot(),
@@ -217,6 +326,8 @@ int server::run() {
                 if (++finished == workers_.size()) {
                     stop_supervisor.emit(asio::cancellation_type::terminal);
                     hangup.cancel();
+                    if (admin_)
+                        admin_->stop();
                 }
             });
         });

@@ -49,6 +49,9 @@ void park(connection& c, session_registry& registry, const session_context& ctx)
 void finish(connection& c, session_registry& registry, const session_context& ctx,
             std::string_view why) {
     c.slot.release(); // before the close, so a client that saw the close may connect again
+    ctx.metrics.closed.add();
+    if (!c.limiter.unlimited())
+        ctx.metrics.rate_limited_closed.add();
     error_code ignored;
     c.socket.close(ignored);
     if (ctx.log.should_log(spdlog::level::info)) { // no formatting when the log is off
@@ -67,6 +70,7 @@ struct served {
     const session_context* ctx;
     void operator()(std::exception_ptr e, std::optional<std::string> why) const {
         c->busy = false;
+        ctx->metrics.busy_ended.add();
         if (e) {
             try {
                 std::rethrow_exception(e);
@@ -114,6 +118,7 @@ struct woken {
                 *first == ferry_first_byte ? connection::front::ferry : connection::front::http;
         }
         c->busy = true;
+        ctx->metrics.busy_started.add();
         auto handler = asio::bind_cancellation_slot(c->signal.slot(), served{c, registry, ctx});
         if (c->protocol == connection::front::ferry)
             asio::co_spawn(c->socket.get_executor(), serve_ferry(*c, *ctx), std::move(handler));
@@ -128,13 +133,13 @@ void park(connection& c, session_registry& registry, const session_context& ctx)
     // draining, neither is longer than the short drain_idle_timeout.
     if (c.requests == 0)
         registry.park(c, session_registry::wait::first_request,
-                      registry.draining() ? std::min(drain_idle_timeout(ctx.config),
-                                                     clock::duration{ctx.config.request_timeout})
-                                          : clock::duration{ctx.config.request_timeout});
+                      registry.draining() ? std::min(drain_idle_timeout(*ctx.config),
+                                                     clock::duration{ctx.config->request_timeout})
+                                          : clock::duration{ctx.config->request_timeout});
     else
         registry.park(c, session_registry::wait::keep_alive,
-                      registry.draining() ? drain_idle_timeout(ctx.config)
-                                          : clock::duration{ctx.config.idle_timeout});
+                      registry.draining() ? drain_idle_timeout(*ctx.config)
+                                          : clock::duration{ctx.config->idle_timeout});
     c.socket.async_wait(stream_socket::wait_read, woken{&c, &registry, &ctx});
 }
 
@@ -153,13 +158,17 @@ void start_session(stream_socket socket, std::uint64_t id, std::uint16_t port, c
                    session_registry& registry, const session_context& ctx) {
     error_code ignored;
     socket.native_non_blocking(true, ignored);
-    auto& c = registry.add(std::move(socket), id, port, std::move(slot), ctx.config.rate_limit);
+    auto& c = registry.add(std::move(socket), id, port, std::move(slot), ctx.config->rate_limit);
+    ctx.metrics.accepted.add();
+    if (!c.limiter.unlimited())
+        ctx.metrics.rate_limited_opened.add();
     if (ctx.log.should_log(spdlog::level::debug))
         ctx.log.debug("[conn {}] {} open", c.id, peer_of(c));
     park(c, registry, ctx);
 }
 
-asio::awaitable<void> refuse_busy(stream_socket socket, session_context ctx, session_info info) {
+asio::awaitable<void> refuse_busy(stream_socket socket, const session_context& ctx,
+                                  session_info info) {
     co_await asio::this_coro::throw_if_cancelled(false);
     ctx.log.warn("[conn {}] {} refused: busy (connection limit)", info.id, info.peer);
     // An HTTP client sends its request at once; a Ferry client may wait for nothing, or be

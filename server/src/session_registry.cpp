@@ -31,6 +31,17 @@ connection& session_registry::add(stream_socket socket, std::uint64_t id, std::u
 void session_registry::remove(connection& c) noexcept {
     --size_;
     delete &c; // the hooks unlink themselves
+    settle_sweeper();
+}
+
+void session_registry::settle_sweeper() noexcept {
+    // While serving, a sweeper armed for a connection that left since is harmless. While
+    // draining it would hold the io_context, and the exit, until it expired (up to the idle
+    // timeout): with nothing parked, nothing needs it.
+    if (draining_ && sweeper_armed_ && parked_[0].empty() && parked_[1].empty()) {
+        sweeper_armed_ = false;
+        sweeper_.cancel();
+    }
 }
 
 void session_registry::park(connection& c, wait kind, transport::clock::duration timeout) {
@@ -109,6 +120,15 @@ void session_registry::drain(transport::clock::duration idle) {
         if (!list.empty() && (!sweeper_armed_ || list.front().deadline < sweeper_.expiry()))
             arm(list.front().deadline);
     }
+    settle_sweeper();
+}
+
+void session_registry::reorder() {
+    for (auto& list : parked_) {
+        list.sort([](const connection& a, const connection& b) { return a.deadline < b.deadline; });
+        if (!list.empty() && (!sweeper_armed_ || list.front().deadline < sweeper_.expiry()))
+            arm(list.front().deadline);
+    }
 }
 
 void session_registry::cancel_all() {
@@ -124,27 +144,31 @@ void session_registry::cancel_all() {
         c->signal.emit(asio::cancellation_type::terminal);
 }
 
-bool connection_limits::try_acquire(const asio::ip::address& peer) {
-    if (total_.fetch_add(1) >= max_total_) {
+connection_limits::refusal connection_limits::try_acquire(const asio::ip::address& peer,
+                                                           bool& per_address) {
+    per_address = false;
+    if (total_.fetch_add(1) >= max_total_.load(std::memory_order_relaxed)) {
         total_.fetch_sub(1);
-        return false;
+        return refusal::max_connections;
     }
-    if (max_per_address_ == 0)
-        return true;
+    const auto cap = max_per_address_.load(std::memory_order_relaxed);
+    if (cap == 0)
+        return refusal::none;
     std::lock_guard lock{mutex_};
     auto& n = per_address_[peer];
-    if (n >= max_per_address_) {
+    if (n >= cap) {
         if (n == 0)
             per_address_.erase(peer);
         total_.fetch_sub(1);
-        return false;
+        return refusal::max_connections_per_ip;
     }
     ++n;
-    return true;
+    per_address = true;
+    return refusal::none;
 }
 
-void connection_limits::release(const asio::ip::address& peer) noexcept {
-    if (max_per_address_ != 0) {
+void connection_limits::release(const asio::ip::address& peer, bool per_address) noexcept {
+    if (per_address) {
         std::lock_guard lock{mutex_};
         auto it = per_address_.find(peer);
         if (it != per_address_.end() && --it->second == 0)

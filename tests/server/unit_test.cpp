@@ -372,21 +372,44 @@ TEST(ListingLimit, OneAddressHoldsAQuarterOfTheSlotsAndAllOfThemAreBounded) {
     EXPECT_EQ(fs::listing_limit{1}.max_per_address(), 1U); // at least one
 }
 
-TEST(ConnectionLimits, CountsAreExact) {
+TEST(ConnectionLimits, CountsAreExactAndSayWhichLimitRefused) {
+    using refusal = fs::connection_limits::refusal;
     fs::connection_limits limits{3, 2};
     const auto a = asio::ip::make_address("10.0.0.1");
     const auto b = asio::ip::make_address("::1");
-    EXPECT_TRUE(limits.try_acquire(a));
-    EXPECT_TRUE(limits.try_acquire(a));
-    EXPECT_FALSE(limits.try_acquire(a)); // per address
-    EXPECT_TRUE(limits.try_acquire(b));
-    EXPECT_FALSE(limits.try_acquire(b)); // global
+    bool counted = false;
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::none);
+    EXPECT_TRUE(counted);
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::none);
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::max_connections_per_ip);
+    EXPECT_EQ(limits.try_acquire(b, counted), refusal::none);
+    EXPECT_EQ(limits.try_acquire(b, counted), refusal::max_connections);
     EXPECT_EQ(limits.active(), 3U);
-    limits.release(a);
-    EXPECT_TRUE(limits.try_acquire(b));
-    EXPECT_FALSE(limits.try_acquire(a));
-    { fs::connection_slot slot{limits, b}; }
+    limits.release(a, true);
+    EXPECT_EQ(limits.try_acquire(b, counted), refusal::none);
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::max_connections);
+    { fs::connection_slot slot{limits, b, true}; }
     EXPECT_EQ(limits.active(), 2U);
+}
+
+TEST(ConnectionLimits, NewLimitsApplyToTheConnectionsThatComeNext) {
+    using refusal = fs::connection_limits::refusal;
+    fs::connection_limits limits{10, 0};
+    const auto a = asio::ip::make_address("10.0.0.1");
+    bool counted = true;
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::none);
+    EXPECT_FALSE(counted); // no per-address cap: not counted per address
+    limits.set_limits(10, 1);
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::none); // the first one is not counted
+    EXPECT_TRUE(counted);
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::max_connections_per_ip);
+    limits.release(a, false); // the first one leaves: the count of a stays exact
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::max_connections_per_ip);
+    limits.release(a, true);
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::none);
+    limits.set_limits(1, 0);
+    EXPECT_EQ(limits.try_acquire(a, counted), refusal::max_connections);
+    EXPECT_EQ(limits.active(), 1U);
 }
 
 asio::awaitable<void> wait_forever(bool& finished, error_code& result) {
@@ -412,8 +435,9 @@ struct SessionRegistryTest : ::testing::Test {
         const asio::generic::stream_protocol unix_stream{AF_UNIX, 0};
         fs::stream_socket ours{ctx, unix_stream, sv[0]};
         peers.emplace_back(ctx, unix_stream, sv[1]);
-        EXPECT_TRUE(limits.try_acquire({}));
-        return registry.add(std::move(ours), id, 0, fs::connection_slot{limits, {}}, 0);
+        bool counted = false;
+        EXPECT_EQ(limits.try_acquire({}, counted), fs::connection_limits::refusal::none);
+        return registry.add(std::move(ours), id, 0, fs::connection_slot{limits, {}, counted}, 0);
     }
 
     /// Parks `c` and records how its wait ends in `ended`.
@@ -444,6 +468,46 @@ TEST_F(SessionRegistryTest, OneTimerTimesOutParkedConnectionsInDeadlineOrder) {
     EXPECT_EQ(registry.parked(), 0U);
     EXPECT_EQ(registry.size(), 4U); // timing out is the owner's to finish
     EXPECT_TRUE(ctx.stopped());
+}
+
+TEST_F(SessionRegistryTest, ADrainLeavesNoTimerBehindOnceNothingIsParked) {
+    using wait = fs::session_registry::wait;
+    // A connection parked with a long timeout is woken by its request, served and closed: the
+    // sweeper stays armed for its old deadline.
+    auto& c = add(1);
+    registry.park(c, wait::keep_alive, std::chrono::hours(1));
+    bool woken = false;
+    c.socket.async_wait(fs::stream_socket::wait_read, [&](const error_code&) {
+        fs::session_registry::unpark(c);
+        woken = true;
+    });
+    const char byte = 'x';
+    ASSERT_EQ(::send(peers.back().native_handle(), &byte, 1, 0), 1);
+    while (!woken)
+        ctx.run_one_for(std::chrono::seconds(5));
+    registry.remove(c);
+    // Draining with nothing parked: the io_context has nothing left and stops at once (so a
+    // drained server exits at once, not an hour later).
+    registry.drain(std::chrono::milliseconds(100));
+    const auto started = std::chrono::steady_clock::now();
+    ctx.run_for(std::chrono::seconds(5));
+    EXPECT_TRUE(ctx.stopped());
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
+}
+
+TEST_F(SessionRegistryTest, ReorderPutsAShorterTimeoutFirst) {
+    using wait = fs::session_registry::wait;
+    // A reload shortened the keep-alive timeout: a later park has the earlier deadline.
+    park(add(1), wait::keep_alive, std::chrono::seconds(30));
+    park(add(2), wait::keep_alive, std::chrono::milliseconds(50));
+    registry.reorder();
+    const auto started = std::chrono::steady_clock::now();
+    while (ended.empty() && std::chrono::steady_clock::now() - started < std::chrono::seconds(5))
+        ctx.run_one_for(std::chrono::seconds(1));
+    const std::vector<std::pair<std::uint64_t, bool>> expected{{2, true}};
+    EXPECT_EQ(ended, expected); // without reorder(), 2 would wait behind 1, for 30 s
+    registry.cancel_all();
+    ctx.run_for(std::chrono::seconds(5));
 }
 
 TEST_F(SessionRegistryTest, DrainShortensEveryParkedWaitAndCancelAllStopsBusyOnes) {

@@ -70,8 +70,8 @@ public:
         small_files_ =
             std::make_unique<fs::small_file_cache>(config.small_file_cache, small_file_settle);
         listings_ = std::make_unique<fs::listing_limit>(config.max_listings);
-        session_ctx_.emplace(fs::session_context{config, *resolver_, *digests_, *small_files_,
-                                                 *log_, *log_, *listings_});
+        session_ctx_.emplace(fs::session_context{&config, *resolver_, *digests_, *small_files_,
+                                                 *log_, *log_, *listings_, metrics_});
         thread_ = std::thread([this] { ctx_.run(); });
     }
 
@@ -135,6 +135,7 @@ private:
     fs::session_registry registry_{ctx_}; // its connections hold slots of limits_
     std::shared_ptr<spdlog::logger> log_ =
         std::make_shared<spdlog::logger>("test", std::make_shared<failing_sink>());
+    fs::thread_metrics metrics_;
     std::optional<fs::session_context> session_ctx_;
     std::uint64_t next_id_ = 0;
     std::thread thread_;

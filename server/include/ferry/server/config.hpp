@@ -26,6 +26,12 @@ enum class dotfile_policy {
     allow, ///< served like any other name
 };
 
+/// How access lines are written.
+enum class access_log_format {
+    text, ///< `[conn 7] 127.0.0.1:41234 FERRY GET "path" ...` (docs/operations.md)
+    json, ///< one JSON object per line, every field escaped
+};
+
 struct server_config {
     std::filesystem::path root; ///< required: ferryd never serves a directory by default
     std::vector<boost::asio::ip::tcp::endpoint> listen; ///< default 127.0.0.1:7878
@@ -47,6 +53,11 @@ struct server_config {
     std::size_t small_file_cache = 16 << 20; ///< bytes; 0: off
     std::string log_level = "info";
     std::optional<std::filesystem::path> access_log;
+    access_log_format access_format = access_log_format::text;
+    /// The admin listener (/metrics, /healthz, /readyz); none by default.
+    std::optional<boost::asio::ip::tcp::endpoint> admin_listen;
+    /// The user to run as after binding, when started as root.
+    std::optional<std::string> user;
 
     bool operator==(const server_config&) const = default;
 };
@@ -65,6 +76,7 @@ boost::asio::ip::tcp::endpoint parse_listen_address(const std::string& text);
 struct command_line {
     std::optional<server_config> config;
     int exit_code = 0;
+    std::vector<std::string> args; ///< the arguments, for reread_config
 };
 
 /// Reads the command line and, if --config is given, that INI file (the command line wins).
@@ -74,5 +86,20 @@ struct command_line {
 /// directory, prints "ferryd: configuration ok" and returns exit code 0. Throws config_error
 /// for anything invalid, whose message names FILE:LINE for an error in the file.
 command_line parse_command_line(int argc, const char* const* argv);
+
+/// Reads the configuration again from the same arguments (command_line::args) and the --config
+/// file they name, read anew: what SIGHUP does. Throws config_error as parse_command_line does
+/// (an error in the file names FILE:LINE); checks the root like --check-config.
+server_config reread_config(const std::vector<std::string>& args);
+
+/// The settings a running server can take from a reread configuration: limits, timeouts, the
+/// rate limit and the log level. Returns `next` with every other setting (root, listeners,
+/// threads, caches, log files...) put back to its value in `running`, and in `kept` the names
+/// of those that differed, which only a restart applies.
+server_config reloadable_part(const server_config& running, server_config next,
+                              std::vector<std::string>& kept);
+
+/// "rate-limit 0 -> 1048576, log-level info -> debug": the reloadable settings that differ.
+std::string describe_changes(const server_config& before, const server_config& after);
 
 } // namespace ferry::server

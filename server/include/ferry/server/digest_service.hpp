@@ -58,6 +58,14 @@ public:
 
     /// How many digests were started (not served from the cache or shared).
     std::uint64_t computations() const noexcept { return computations_.load(); }
+    /// Requests answered from the cache, and requests that joined a computation running.
+    std::uint64_t hits() const noexcept { return hits_.load(); }
+    std::uint64_t shared() const noexcept { return shared_.load(); }
+    /// Computations queued or running now.
+    std::uint64_t running() const noexcept {
+        const auto done = finished_.load(); // first: never more finished than started
+        return computations_.load() - done;
+    }
     /// How many of them stopped early because nobody waited for them any more.
     std::uint64_t abandoned() const noexcept { return abandoned_.load(); }
 
@@ -96,6 +104,9 @@ private:
     std::deque<protocol::file_identity> done_order_; ///< completed entries, oldest first
     std::atomic<std::uint64_t> computations_{0};
     std::atomic<std::uint64_t> abandoned_{0};
+    std::atomic<std::uint64_t> finished_{0};
+    std::atomic<std::uint64_t> hits_{0};
+    std::atomic<std::uint64_t> shared_{0};
     std::atomic<bool> stopping_{false};
     std::uint64_t next_waiter_ = 0; ///< under mutex_
 };

@@ -64,7 +64,16 @@ public:
         const std::lock_guard lock{mutex_};
         return active_;
     }
-    std::size_t max_per_address() const noexcept { return max_per_address_; }
+    std::size_t max_per_address() const {
+        const std::lock_guard lock{mutex_};
+        return max_per_address_;
+    }
+    /// A new cap (a reload): listings in progress keep their slots.
+    void set_max(std::size_t max) {
+        const std::lock_guard lock{mutex_};
+        max_ = max;
+        max_per_address_ = std::max<std::size_t>(1, max / 4);
+    }
 
 private:
     friend class listing_slot;
@@ -75,8 +84,8 @@ private:
             per_address_.erase(it);
     }
 
-    const std::size_t max_;
-    const std::size_t max_per_address_;
+    std::size_t max_;
+    std::size_t max_per_address_;
     mutable std::mutex mutex_;
     std::size_t active_ = 0;
     std::map<asio::ip::address, std::size_t> per_address_;

@@ -14,6 +14,7 @@
 #include "ferry/transport/unique_fd.hpp"
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
@@ -91,6 +92,10 @@ public:
     }
 
     symlink_policy policy() const noexcept { return policy_; }
+
+    /// Why the root cannot be served from now (it was deleted, or this process may no longer
+    /// read it), or nothing when it can: what /readyz asks.
+    std::optional<std::string> root_problem() const;
 
 private:
     resolved open(std::string_view path, int flags) const;

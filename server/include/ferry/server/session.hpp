@@ -5,6 +5,7 @@
 #include "ferry/server/digest_service.hpp"
 #include "ferry/server/file_sender.hpp"
 #include "ferry/server/listing_limit.hpp"
+#include "ferry/server/metrics.hpp"
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/session_registry.hpp"
 #include "ferry/server/small_file_cache.hpp"
@@ -16,15 +17,18 @@
 
 namespace ferry::server {
 
-/// What every session of a server shares. All references outlive the sessions.
+/// What every session of an I/O thread shares. All references outlive the sessions.
 struct session_context {
-    const server_config& config;
+    /// The running configuration. A reload (SIGHUP) points it at a new one, on this thread,
+    /// between two steps of a session: read it where it is used, never keep a reference.
+    const server_config* config;
     const path_resolver& resolver;
     digest_service& digests;
     small_file_cache& small_files;
     spdlog::logger& log;    ///< "session": open/close lines, warnings
     spdlog::logger& access; ///< one line per request
     listing_limit& listings; ///< --max-listings, server-wide
+    thread_metrics& metrics; ///< this thread's
 };
 
 /// Identifies a refused connection in logs: `[conn <id>] <peer>`.
@@ -51,6 +55,7 @@ transport::clock::duration drain_idle_timeout(const server_config& config);
 std::string peer_name(const asio::ip::address& address, std::uint16_t port);
 
 /// Tells a client it is over a connection limit (ERROR busy, closing) and closes.
-asio::awaitable<void> refuse_busy(stream_socket socket, session_context ctx, session_info info);
+asio::awaitable<void> refuse_busy(stream_socket socket, const session_context& ctx,
+                                  session_info info);
 
 } // namespace ferry::server

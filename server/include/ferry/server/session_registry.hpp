@@ -29,18 +29,30 @@ namespace asio = boost::asio;
 /// a slot is taken before a session starts and given back before its socket closes.
 class connection_limits {
 public:
+    /// Why a connection was not admitted.
+    enum class refusal { none, max_connections, max_connections_per_ip };
+
     /// max_per_address 0: no per-address cap.
     connection_limits(std::size_t max_total, std::size_t max_per_address)
         : max_total_(max_total), max_per_address_(max_per_address) {}
 
-    /// Takes a slot for a connection from `peer`, or returns false at a limit.
-    bool try_acquire(const asio::ip::address& peer);
-    void release(const asio::ip::address& peer) noexcept;
+    /// Takes a slot for a connection from `peer`, or says which limit refused it.
+    /// `per_address` tells whether the slot counts against the peer's address (a cap was set).
+    refusal try_acquire(const asio::ip::address& peer, bool& per_address);
+    void release(const asio::ip::address& peer, bool per_address) noexcept;
     std::size_t active() const noexcept { return total_.load(); }
+    std::size_t max_total() const noexcept { return max_total_.load(); }
+
+    /// New caps (a reload) for the connections that come next; open ones keep their slots
+    /// (a per-address cap set now counts only the connections that arrive from now on).
+    void set_limits(std::size_t max_total, std::size_t max_per_address) noexcept {
+        max_total_.store(max_total);
+        max_per_address_.store(max_per_address);
+    }
 
 private:
-    const std::size_t max_total_;
-    const std::size_t max_per_address_;
+    std::atomic<std::size_t> max_total_;
+    std::atomic<std::size_t> max_per_address_;
     std::atomic<std::size_t> total_{0};
     std::mutex mutex_; // only taken when a per-address cap is set
     std::map<asio::ip::address, std::size_t> per_address_;
@@ -49,21 +61,23 @@ private:
 /// A taken connection slot, given back on destruction or release().
 class connection_slot {
 public:
-    connection_slot(connection_limits& limits, asio::ip::address peer)
-        : limits_(&limits), peer_(peer) {}
+    connection_slot(connection_limits& limits, asio::ip::address peer, bool per_address = false)
+        : limits_(&limits), peer_(peer), per_address_(per_address) {}
     connection_slot(connection_slot&& o) noexcept
-        : limits_(std::exchange(o.limits_, nullptr)), peer_(o.peer_) {}
+        : limits_(std::exchange(o.limits_, nullptr)), peer_(o.peer_),
+          per_address_(o.per_address_) {}
     connection_slot& operator=(connection_slot&&) = delete;
     ~connection_slot() { release(); }
     const asio::ip::address& address() const noexcept { return peer_; }
     void release() noexcept {
         if (limits_)
-            std::exchange(limits_, nullptr)->release(peer_);
+            std::exchange(limits_, nullptr)->release(peer_, per_address_);
     }
 
 private:
     connection_limits* limits_;
     asio::ip::address peer_;
+    bool per_address_;
 };
 
 /// Room inside a connection for the state of its one pending wait, so that parking a
@@ -183,6 +197,9 @@ public:
     /// caller parks the ones that go idle from now on with that timeout too).
     void drain(transport::clock::duration idle);
     void cancel_all();
+    /// Puts the parked lists back in deadline order, after a reload shortened a timeout (the
+    /// connections parked from now on would otherwise time out only after the older ones).
+    void reorder();
 
     bool draining() const noexcept { return draining_; }
     /// cancel_all() ran: connections still to be woken close at once.
@@ -203,6 +220,8 @@ private:
 
     void arm(transport::clock::time_point at);
     void sweep();
+    /// Stops the sweeper once draining leaves nothing parked.
+    void settle_sweeper() noexcept;
     /// Takes the list's first connection off it and cancels its wait (the handler runs next).
     static void wake_first(parked_list& list) noexcept;
     /// Cancels every parked wait (their handlers run and see draining()).

@@ -1,0 +1,153 @@
+#include "ferry/server/admin.hpp"
+
+#include "ferry/protocol/text.hpp"
+#include "ferry/transport/asio.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+
+namespace ferry::server {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using transport::use_nothrow;
+
+namespace {
+
+/// How long an admin client may take to send a request, or to read an answer, and how long an
+/// idle keep-alive connection is kept.
+constexpr auto admin_timeout = std::chrono::seconds(10);
+
+struct answer {
+    bhttp::status status;
+    std::string content_type;
+    std::string body;
+};
+
+answer route(std::string_view target, const admin_listener::probes& probes) {
+    const auto path = target.substr(0, target.find('?'));
+    if (path == "/metrics")
+        return {bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", probes.metrics()};
+    if (path == "/healthz")
+        return {bhttp::status::ok, "text/plain; charset=utf-8", "ok\n"};
+    if (path == "/readyz") {
+        if (auto why = probes.unready())
+            return {bhttp::status::service_unavailable, "text/plain; charset=utf-8", *why + "\n"};
+        return {bhttp::status::ok, "text/plain; charset=utf-8", "ready\n"};
+    }
+    return {bhttp::status::not_found, "text/plain; charset=utf-8",
+            "not found: this is ferryd's admin listener (/metrics, /healthz, /readyz)\n"};
+}
+
+} // namespace
+
+admin_listener::admin_listener(asio::io_context& ctx, asio::ip::tcp::acceptor acceptor, probes p,
+                               spdlog::logger& log)
+    : ctx_(ctx), acceptor_(std::move(acceptor)), probes_(std::move(p)), log_(log) {}
+
+void admin_listener::start() {
+    asio::co_spawn(ctx_, accept_loop(), [this](std::exception_ptr e) {
+        if (!e)
+            return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            log_.error("admin listener failed: {}", ex.what());
+        }
+    });
+}
+
+void admin_listener::stop() {
+    transport::error_code ignored;
+    acceptor_.close(ignored);
+    for (auto& [id, socket] : open_)
+        socket->close(ignored);
+}
+
+asio::awaitable<void> admin_listener::accept_loop() {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+        if (!acceptor_.is_open())
+            co_return;
+        if (ec) {
+            log_.warn("admin listener: accept failed: {}", ec.message());
+            asio::steady_timer pause{ctx_, std::chrono::milliseconds(100)};
+            co_await pause.async_wait(use_nothrow);
+            continue;
+        }
+        if (open_.size() >= max_connections) {
+            transport::error_code ignored;
+            socket.close(ignored);
+            continue;
+        }
+        asio::co_spawn(ctx_, serve(std::move(socket), ++next_id_), asio::detached);
+    }
+}
+
+asio::awaitable<void> admin_listener::serve(asio::ip::tcp::socket socket, std::uint64_t id) {
+    beast::tcp_stream stream{std::move(socket)};
+    open_.emplace(id, &stream.socket());
+    beast::flat_buffer buffer{16 * 1024};
+    for (;;) {
+        bhttp::request_parser<bhttp::empty_body> parser;
+        parser.header_limit(8 * 1024);
+        stream.expires_after(admin_timeout);
+        auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
+        if (ec) {
+            if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
+                ec != beast::error::timeout && ec != asio::error::operation_aborted &&
+                stream.socket().is_open()) {
+                // A malformed request gets a 400, and the connection closes.
+                bhttp::response<bhttp::string_body> bad{bhttp::status::bad_request, 11};
+                bad.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+                bad.set(bhttp::field::connection, "close");
+                bad.body() = "bad request: " + protocol::escape_for_log(ec.message()) + "\n";
+                bad.prepare_payload();
+                stream.expires_after(admin_timeout);
+                co_await bhttp::async_write(stream, bad, use_nothrow);
+            }
+            break;
+        }
+        const auto& req = parser.get();
+        const bool head = req.method() == bhttp::verb::head;
+        answer a;
+        if (req.method() != bhttp::verb::get && !head)
+            a = {bhttp::status::method_not_allowed, "text/plain; charset=utf-8",
+                 "method not allowed: GET or HEAD\n"};
+        else
+            a = route({req.target().data(), req.target().size()}, probes_);
+        bhttp::response<bhttp::string_body> res{a.status, req.version()};
+        res.set(bhttp::field::server, "ferryd/" FERRY_VERSION);
+        res.set(bhttp::field::content_type, a.content_type);
+        res.set(bhttp::field::cache_control, "no-store");
+        if (a.status == bhttp::status::method_not_allowed)
+            res.set(bhttp::field::allow, "GET, HEAD");
+        res.body() = std::move(a.body);
+        res.prepare_payload(); // Content-Length of the body, for HEAD too
+        if (head)
+            res.body().clear();
+        res.keep_alive(req.keep_alive());
+        stream.expires_after(admin_timeout);
+        bhttp::serializer<false, bhttp::string_body> sr{res};
+        if (head)
+            sr.split(true);
+        auto [wec, written] =
+            head ? co_await bhttp::async_write_header(stream, sr, use_nothrow)
+                 : co_await bhttp::async_write(stream, sr, use_nothrow);
+        if (wec || !res.keep_alive())
+            break;
+    }
+    // No timer of the stream may outlive it: a pending one would hold the io_context (and the
+    // server's exit) until it expired.
+    stream.expires_never();
+    transport::error_code ignored;
+    stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
+    stream.socket().close(ignored);
+    open_.erase(id);
+}
+
+} // namespace ferry::server

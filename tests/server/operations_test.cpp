@@ -1,0 +1,398 @@
+// Operating ferryd (label: integration): the admin listener's /metrics (checked by promtool),
+// /healthz and /readyz; SIGHUP reloading the configuration; the JSON access log; --user.
+#include "support/process.hpp"
+#include "support/test_client.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <pwd.h>
+#include <regex>
+#include <thread>
+
+namespace ferry::test {
+namespace {
+
+using fp::status;
+
+/// Everything a peer sends until it closes (or 20 s pass).
+std::string read_until_closed(int fd) {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 20000) <= 0)
+            return out + "<timeout>";
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return out;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+struct http_answer {
+    int status = 0;
+    std::string head;
+    std::string body;
+};
+
+/// One HTTP/1.1 request to 127.0.0.1:port, answered and closed.
+http_answer http(std::uint16_t port, const std::string& method, const std::string& target) {
+    auto c = test_client::connect(port);
+    const auto request =
+        method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    c.send_raw(std::as_bytes(std::span{request}));
+    const auto all = read_until_closed(c.fd());
+    http_answer a;
+    const auto end = all.find("\r\n\r\n");
+    if (all.rfind("HTTP/1.1 ", 0) != 0 || end == std::string::npos)
+        return a;
+    a.status = std::stoi(all.substr(9, 3));
+    a.head = all.substr(0, end);
+    a.body = all.substr(end + 4);
+    return a;
+}
+
+/// The value of one sample line of a /metrics text (`name{labels}`), or -1 if absent.
+double sample(const std::string& metrics, const std::string& series) {
+    std::istringstream in{metrics};
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(series + " ", 0) == 0)
+            return std::stod(line.substr(series.size() + 1));
+    return -1;
+}
+
+template <class F>
+bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
+    }
+    return true;
+}
+
+std::string find_promtool() {
+    for (const char* p : {"/usr/bin/promtool", "/usr/local/bin/promtool"})
+        if (::access(p, X_OK) == 0)
+            return p;
+    return {};
+}
+
+TEST(Operations, MetricsCountWhatWasServedAndPassPromtool) {
+    temp_dir root;
+    write_file(root / "f", std::string(100000, 'x'));
+    ferryd_process server{root.path(), {"--admin-listen", "127.0.0.1:0"}};
+    const auto admin = server.port(1); // the port file's last line
+    ASSERT_NE(admin, server.port());
+
+    auto ferry = test_client::connect(server.port());
+    EXPECT_EQ(ferry.get("f").body.size(), 100000U);
+    ferry.send(fp::stat_request{"missing", false});
+    EXPECT_EQ(ferry.read_error().code, status::not_found);
+    EXPECT_EQ(http(server.port(), "GET", "/f").status, 200);
+    EXPECT_EQ(http(server.port(), "GET", "/missing").status, 404);
+
+    const auto m = http(admin, "GET", "/metrics");
+    ASSERT_EQ(m.status, 200) << m.head;
+    EXPECT_NE(m.head.find("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
+              std::string::npos)
+        << m.head;
+    EXPECT_EQ(sample(m.body, R"(ferry_requests_total{protocol="ferry",method="GET",status="ok"})"),
+              1);
+    EXPECT_EQ(
+        sample(m.body, R"(ferry_requests_total{protocol="ferry",method="STAT",status="not found"})"),
+        1);
+    EXPECT_EQ(sample(m.body, R"(ferry_requests_total{protocol="http",method="GET",status="200"})"),
+              1);
+    EXPECT_EQ(sample(m.body, R"(ferry_requests_total{protocol="http",method="GET",status="404"})"),
+              1);
+    EXPECT_EQ(sample(m.body, R"(ferry_sent_bytes_total{protocol="ferry"})"), 100000);
+    EXPECT_EQ(sample(m.body, R"(ferry_request_duration_seconds_count{protocol="ferry"})"), 2);
+    EXPECT_EQ(sample(m.body, R"(ferry_request_duration_seconds_bucket{protocol="http",le="+Inf"})"),
+              2);
+    EXPECT_EQ(sample(m.body, "ferry_connections_accepted_total"), 3);
+    EXPECT_EQ(sample(m.body, R"(ferry_connections{state="idle"})"), 1); // the Ferry client's
+    EXPECT_EQ(sample(m.body, "ferry_draining"), 0);
+    EXPECT_NE(m.body.find("ferry_build_info{version=\"" FERRY_VERSION "\",protocol=\"1\"} 1\n"),
+              std::string::npos);
+
+    const auto promtool = find_promtool();
+    ASSERT_FALSE(promtool.empty()) << "promtool is missing: scripts/deps installs prometheus";
+    temp_dir d;
+    write_file(d / "metrics", m.body);
+    auto check = run({"/bin/sh", "-c", promtool + " check metrics < " + (d / "metrics").string()});
+    EXPECT_EQ(check.code, 0) << check.output;
+
+    EXPECT_EQ(http(admin, "GET", "/healthz").status, 200);
+    EXPECT_EQ(http(admin, "GET", "/readyz").body, "ready\n");
+    EXPECT_EQ(http(admin, "GET", "/other").status, 404);
+    const auto post = http(admin, "POST", "/metrics");
+    EXPECT_EQ(post.status, 405);
+    EXPECT_NE(post.head.find("\r\nAllow: GET, HEAD"), std::string::npos);
+    // The admin port is not the file server: no file is served there.
+    EXPECT_EQ(http(admin, "GET", "/f").status, 404);
+    ferry.close();
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(Operations, ReadyzIs503WhileDrainingAndHealthzStays200) {
+    temp_dir root;
+    write_file(root / "big", std::string(4 << 20, 'x'));
+    // A rate-limited transfer keeps the drain going for a while.
+    ferryd_process server{root.path(),
+                          {"--admin-listen", "127.0.0.1:0", "--rate-limit", "262144"}};
+    const auto admin = server.port(1);
+    auto busy = test_client::connect(server.port());
+    busy.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
+    (void)busy.read<fp::get_header>();
+    EXPECT_EQ(sample(http(admin, "GET", "/metrics").body, "ferry_connections_rate_limited"), 1);
+    server.process().signal(SIGTERM);
+    EXPECT_TRUE(eventually([&] { return http(admin, "GET", "/readyz").status == 503; }));
+    const auto ready = http(admin, "GET", "/readyz");
+    EXPECT_EQ(ready.body, "draining: not accepting connections\n");
+    EXPECT_EQ(http(admin, "GET", "/healthz").status, 200);
+    EXPECT_EQ(sample(http(admin, "GET", "/metrics").body, "ferry_draining"), 1);
+    busy.close();
+    EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(30)), 0);
+}
+
+TEST(Operations, ReadyzIs503WhenTheRootIsGone) {
+    temp_dir parent;
+    const auto root = parent / "root";
+    std::filesystem::create_directory(root);
+    ferryd_process server{root, {"--admin-listen", "127.0.0.1:0"}};
+    EXPECT_EQ(http(server.port(1), "GET", "/readyz").status, 200);
+    std::filesystem::remove(root);
+    const auto ready = http(server.port(1), "GET", "/readyz");
+    EXPECT_EQ(ready.status, 503);
+    EXPECT_EQ(ready.body, "root unusable: the root directory was deleted\n");
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(Operations, TheAdminListenerIsNeverAListenAddress) {
+    temp_dir root;
+    auto same = run({bin("ferryd"), root.path().string(), "--listen", "127.0.0.1:7878",
+                     "--admin-listen", "127.0.0.1:7878", "--check-config"});
+    EXPECT_EQ(same.code, 2);
+    EXPECT_NE(same.output.find("--admin-listen must differ from every listen address"),
+              std::string::npos)
+        << same.output;
+    auto bad = run({bin("ferryd"), root.path().string(), "--admin-listen", "localhost:9"});
+    EXPECT_EQ(bad.code, 2);
+    EXPECT_NE(bad.output.find("--admin-listen localhost:9: 'localhost' is not an IP address"),
+              std::string::npos)
+        << bad.output;
+}
+
+/// The reload counters of a /metrics text: (ok, failed).
+std::pair<double, double> reloads(std::uint16_t admin) {
+    const auto m = http(admin, "GET", "/metrics").body;
+    return {sample(m, R"(ferry_config_reloads_total{result="ok"})"),
+            sample(m, R"(ferry_config_reloads_total{result="failed"})")};
+}
+
+TEST(Operations, SighupReloadsTheLimitsAndRefusesAnInvalidFileKeepingTheOldSettings) {
+    temp_dir root;
+    temp_dir etc;
+    write_file(root / "f", "x");
+    const auto conf = etc / "ferryd.conf";
+    write_file(conf, "max-connections-per-ip = 1\n");
+    ferryd_process server{root.path(), {"--config", conf.string(), "--admin-listen", "127.0.0.1:0"}};
+    const auto admin = server.port(1);
+    auto admitted = [](test_client& c) {
+        c.send(fp::stat_request{"f", false});
+        auto d = c.read_frame();
+        return std::holds_alternative<fp::stat_reply>(d.message);
+    };
+    auto first = test_client::connect(server.port());
+    ASSERT_TRUE(admitted(first));
+    auto second = test_client::connect(server.port());
+    EXPECT_EQ(second.read_error().code, status::busy); // one per address
+
+    // A valid file: the next connections get the new cap; the open one is untouched.
+    write_file(conf, "# three now\nmax-connections-per-ip = 3\nrate-limit = 1000000\n");
+    server.process().signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return reloads(admin).first == 1; }));
+    auto third = test_client::connect(server.port());
+    EXPECT_TRUE(admitted(third));
+    EXPECT_TRUE(admitted(first));
+    // The rate limit applies to connections opened from now on: `third` has it, `first` not.
+    EXPECT_EQ(sample(http(admin, "GET", "/metrics").body, "ferry_connections_rate_limited"), 1);
+
+    // An invalid file: refused, naming the file and the line; the cap of 3 stays.
+    write_file(conf, "max-connections-per-ip = 5\nrate-limit = fast\n");
+    server.process().signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return reloads(admin).second == 1; }));
+    EXPECT_EQ(reloads(admin).first, 1);
+    EXPECT_NE(server.log().find("configuration not reloaded: " + conf.string() + ":2: "),
+              std::string::npos)
+        << server.log();
+    auto fourth = test_client::connect(server.port()); // 3 of 3: first, third, fourth
+    EXPECT_TRUE(admitted(fourth));
+    auto fifth = test_client::connect(server.port());
+    EXPECT_EQ(fifth.read_error().code, status::busy);
+    EXPECT_EQ(sample(http(admin, "GET", "/metrics").body,
+                     R"(ferry_connections_refused_total{reason="max_connections_per_ip"})"),
+              2);
+
+    // What only a restart applies is kept, and said.
+    write_file(conf, "max-connections-per-ip = 3\nthreads = 7\n");
+    server.process().signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return reloads(admin).first == 2; }));
+    EXPECT_NE(server.log().find("configuration: threads changed; only a restart applies that"),
+              std::string::npos)
+        << server.log();
+    EXPECT_TRUE(admitted(first));
+    first.close();
+    third.close();
+    fourth.close();
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(Operations, SighupChangesTheLogLevel) {
+    temp_dir root;
+    temp_dir etc;
+    write_file(root / "f", "x");
+    const auto conf = etc / "ferryd.conf";
+    write_file(conf, "threads = 1\n");
+    // ferryd_process sets --log-level warn on the command line, which wins over the file:
+    // start it by hand, with the level in the file only.
+    temp_dir run_dir;
+    child_process p{{bin("ferryd"), root.path().string(), "--config", conf.string(), "--listen",
+                     "127.0.0.1:0", "--port-file", (run_dir / "port").string()},
+                    run_dir / "log"};
+    ASSERT_TRUE(eventually([&] { return std::filesystem::exists(run_dir / "port"); }));
+    const auto port = static_cast<std::uint16_t>(std::stoul(read_file(run_dir / "port")));
+    auto count = [&](const std::string& what) {
+        const auto log = read_file(run_dir / "log");
+        std::size_t n = 0;
+        for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1))
+            ++n;
+        return n;
+    };
+    {
+        auto c = test_client::connect(port);
+        EXPECT_EQ(c.get("f").body, "x");
+    }
+    ASSERT_TRUE(eventually([&] { return count("FERRY GET \"f\"") == 1; }));
+    write_file(conf, "threads = 1\nlog-level = warn\n");
+    p.signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return count("configuration reloaded: log-level info -> warn"); }))
+        << read_file(run_dir / "log");
+    {
+        auto c = test_client::connect(port);
+        EXPECT_EQ(c.get("f").body, "x");
+        c.close();
+    }
+    // An access line would follow the request at once; the next info line never comes.
+    write_file(conf, "threads = 1\nlog-level = info\n");
+    p.signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return count("configuration reloaded: log-level warn -> info"); }))
+        << read_file(run_dir / "log");
+    EXPECT_EQ(count("FERRY GET \"f\""), 1U) << read_file(run_dir / "log");
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait_exit(std::chrono::seconds(30)), 0);
+}
+
+TEST(Operations, TheJsonAccessLogIsOneEscapedObjectPerLine) {
+    temp_dir root;
+    temp_dir logs;
+    write_file(root / "f", "hello");
+    const auto log = logs / "access.json";
+    ferryd_process server{root.path(),
+                          {"--access-log", log.string(), "--access-log-format", "json"}};
+    auto c = test_client::connect(server.port());
+    EXPECT_EQ(c.get("f", 1, 3).body, "ell");
+    const std::string hostile = "a\n\"}\x1b[31m\\";
+    c.send(fp::stat_request{hostile, false});
+    EXPECT_EQ(c.read_error().code, status::not_found);
+    EXPECT_EQ(http(server.port(), "GET", "/f\xff%0a").status, 400); // not UTF-8
+    ASSERT_TRUE(eventually([&] {
+        const auto text = std::filesystem::exists(log) ? read_file(log) : "";
+        return std::count(text.begin(), text.end(), '\n') == 3;
+    }));
+    const auto text = read_file(log);
+    for (const char c8 : text) { // ASCII only, no control character but the line ends
+        const auto ch = static_cast<unsigned char>(c8);
+        EXPECT_TRUE((ch >= 0x20 && ch < 0x7f) || ch == '\n') << int{ch};
+    }
+    std::vector<nlohmann::json> lines;
+    std::istringstream in{text};
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(nlohmann::json::parse(line));
+    ASSERT_EQ(lines.size(), 3U);
+    EXPECT_EQ(lines[0]["protocol"], "FERRY");
+    EXPECT_EQ(lines[0]["method"], "GET");
+    EXPECT_EQ(lines[0]["path"], "f");
+    EXPECT_EQ(lines[0]["range"], "1-4/5");
+    EXPECT_EQ(lines[0]["bytes"], 3);
+    EXPECT_EQ(lines[0]["status"], "ok");
+    EXPECT_TRUE(lines[0]["duration_ms"].is_number());
+    EXPECT_TRUE(std::regex_match(lines[0]["time"].get<std::string>(),
+                                 std::regex{R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"}));
+    EXPECT_TRUE(std::regex_match(lines[0]["client"].get<std::string>(),
+                                 std::regex{R"(127\.0\.0\.1:\d+)"}));
+    EXPECT_EQ(lines[1]["path"], hostile); // every byte kept, escaped
+    EXPECT_EQ(lines[1]["status"], "not found");
+    EXPECT_TRUE(lines[1]["range"].is_null());
+    EXPECT_EQ(lines[2]["protocol"], "HTTP/1.1");
+    EXPECT_EQ(lines[2]["path"], "/f\xef\xbf\xbd%0a"); // the byte that is not UTF-8: U+FFFD
+    EXPECT_EQ(lines[2]["status"], "400");
+    EXPECT_EQ(lines[0]["conn"], lines[1]["conn"]);
+    c.close();
+    EXPECT_EQ(server.stop(), 0);
+}
+
+/// The Uid: or Gid: line of /proc/PID/status: real, effective, saved, file system.
+std::string status_line(pid_t pid, const std::string& key) {
+    std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind(key + ":", 0) == 0)
+            return line;
+    return {};
+}
+
+TEST(Operations, UserDropsPrivilegesOnceThePortsAreBound) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root";
+    const passwd* nobody = ::getpwnam("nobody");
+    ASSERT_NE(nobody, nullptr);
+    temp_dir root;
+    std::filesystem::permissions(root.path(), std::filesystem::perms{0755});
+    write_file(root / "f", "x");
+    ferryd_process server{root.path(), {"--user", "nobody"}};
+    // A request is read only once the privileges are dropped.
+    auto c = test_client::connect(server.port());
+    EXPECT_EQ(c.get("f").body, "x");
+    const auto uid = std::to_string(nobody->pw_uid);
+    const auto gid = std::to_string(nobody->pw_gid);
+    const auto pid = server.process().pid();
+    EXPECT_EQ(status_line(pid, "Uid"), "Uid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid);
+    EXPECT_EQ(status_line(pid, "Gid"), "Gid:\t" + gid + "\t" + gid + "\t" + gid + "\t" + gid);
+    // nobody's groups only (root's group 0 is gone).
+    const auto groups = status_line(pid, "Groups");
+    EXPECT_EQ(groups.find("\t0 "), std::string::npos) << groups;
+    EXPECT_EQ(groups.find(" 0 "), std::string::npos) << groups;
+    c.close();
+    EXPECT_EQ(server.stop(), 0);
+
+    auto as_root = run({bin("ferryd"), root.path().string(), "--listen", "127.0.0.1:0", "--user",
+                        "root"});
+    EXPECT_EQ(as_root.code, 1);
+    EXPECT_NE(as_root.output.find("--user root: that is root"), std::string::npos)
+        << as_root.output;
+    auto unknown = run({bin("ferryd"), root.path().string(), "--listen", "127.0.0.1:0", "--user",
+                        "no-such-user-here"});
+    EXPECT_EQ(unknown.code, 1);
+    EXPECT_NE(unknown.output.find("--user no-such-user-here: no such user"), std::string::npos)
+        << unknown.output;
+}
+
+} // namespace
+} // namespace ferry::test
