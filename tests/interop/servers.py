@@ -77,9 +77,16 @@ def _read(path):
 def start_ferryd(ferryd, root, run_dir, extra=()):
     """ferryd on 127.0.0.1 port 0, its port read from --port-file (one port per line)."""
     port_file = os.path.join(run_dir, "ferryd.port")
-    log_path = os.path.join(run_dir, "ferryd.log")
     args = [ferryd, "--root", root, "--listen", "127.0.0.1:0", "--port-file", port_file,
             "--log-level", os.environ.get("FERRYD_LOG", "warn"), "--drain-timeout", "2", *extra]
+    with start_with_port_file(args, port_file, os.path.join(run_dir, "ferryd.log")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def start_with_port_file(args, port_file, log_path):
+    """Runs `args` (a ferryd command line, possibly behind a wrapper such as setpriv, whose
+    --port-file is `port_file`) and waits for its first port; stdout and stderr go to log_path."""
     with open(log_path, "ab") as log:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
