@@ -3,9 +3,11 @@
 #include "support/process.hpp"
 #include "support/test_client.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <grp.h>
+#include <netinet/in.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
@@ -138,6 +140,63 @@ TEST(Operations, MetricsCountWhatWasServedAndPassPromtool) {
     // The admin port is not the file server: no file is served there.
     EXPECT_EQ(http(admin, "GET", "/f").status, 404);
     ferry.close();
+    EXPECT_EQ(server.stop(), 0);
+}
+
+/// A port that was free a moment ago (for a program that cannot take port 0 and say which
+/// port it got).
+std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        throw std::runtime_error("no free port");
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+TEST(Operations, ARealPrometheusScrapesTheMetrics) {
+    const std::string prometheus = "/usr/bin/prometheus";
+    ASSERT_EQ(::access(prometheus.c_str(), X_OK), 0) << "scripts/deps installs prometheus";
+    temp_dir root;
+    write_file(root / "f", "x");
+    ferryd_process server{root.path(), {"--admin-listen", "127.0.0.1:0"}};
+    auto c = test_client::connect(server.port());
+    EXPECT_EQ(c.get("f").body, "x");
+    c.close();
+    temp_dir p;
+    write_file(p / "prometheus.yml", "global: {scrape_interval: 1s}\n"
+                                     "scrape_configs:\n"
+                                     "  - job_name: ferryd\n"
+                                     "    static_configs: [{targets: ['127.0.0.1:" +
+                                         std::to_string(server.port(1)) + "']}]\n");
+    const auto web = free_port();
+    child_process prom{{prometheus, "--config.file=" + (p / "prometheus.yml").string(),
+                        "--storage.tsdb.path=" + (p / "data").string(),
+                        "--web.listen-address=127.0.0.1:" + std::to_string(web)},
+                       p / "log"};
+    // Prometheus has scraped ferryd once the query finds the request counted there.
+    const std::string query = "/api/v1/query?query=ferry_requests_total%7Bprotocol%3D%22ferry%22%2C"
+                              "method%3D%22GET%22%2Cstatus%3D%22ok%22%7D";
+    std::string body;
+    const bool scraped = eventually(
+        [&] {
+            try {
+                body = http(web, "GET", query).body;
+            } catch (const std::exception&) {
+                return false; // not listening yet
+            }
+            return body.find("\"value\":[") != std::string::npos;
+        },
+        std::chrono::seconds(60));
+    EXPECT_TRUE(scraped) << body << read_file(p / "log");
+    EXPECT_NE(body.find("\"job\":\"ferryd\""), std::string::npos) << body;
+    EXPECT_NE(body.find(",\"1\"]"), std::string::npos) << body; // the one GET
+    prom.signal(SIGTERM);
+    EXPECT_TRUE(prom.wait_exit(std::chrono::seconds(30)));
     EXPECT_EQ(server.stop(), 0);
 }
 
@@ -322,11 +381,18 @@ TEST(Operations, TheJsonAccessLogIsOneEscapedObjectPerLine) {
         const auto ch = static_cast<unsigned char>(c8);
         EXPECT_TRUE((ch >= 0x20 && ch < 0x7f) || ch == '\n') << int{ch};
     }
+    // A line is written once its answer was sent: the three requests' lines may come in any
+    // order. Put them in the order of the requests.
     std::vector<nlohmann::json> lines;
     std::istringstream in{text};
     for (std::string line; std::getline(in, line);)
         lines.push_back(nlohmann::json::parse(line));
     ASSERT_EQ(lines.size(), 3U);
+    auto rank = [](const nlohmann::json& j) {
+        return j["protocol"] == "HTTP/1.1" ? 2 : j["method"] == "GET" ? 0 : 1;
+    };
+    std::sort(lines.begin(), lines.end(),
+              [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
     EXPECT_EQ(lines[0]["protocol"], "FERRY");
     EXPECT_EQ(lines[0]["method"], "GET");
     EXPECT_EQ(lines[0]["path"], "f");
