@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
     using namespace ferry::server;
     // sendfile(2) has no MSG_NOSIGNAL: a peer that closes mid-body must give EPIPE, not kill us.
     std::signal(SIGPIPE, SIG_IGN);
+    // A SIGHUP (a reload) that comes while ferryd starts must not end it: ignored until the
+    // server handles it, once serving.
+    std::signal(SIGHUP, SIG_IGN);
     try {
         auto cli = parse_command_line(argc, argv);
         if (!cli.config)
@@ -47,6 +50,7 @@ int main(int argc, char** argv) {
         loggers.reopen = [access_file] {
             if (access_file)
                 access_file->reopen();
+            return access_file != nullptr;
         };
         loggers.set_level = [l = loggers, dedicated = access_file != nullptr](auto to) {
             l.server->set_level(to);

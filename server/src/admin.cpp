@@ -2,12 +2,14 @@
 
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/asio.hpp"
+#include "ferry/transport/with_timeout.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <chrono>
 
 namespace ferry::server {
@@ -29,6 +31,12 @@ struct answer {
 };
 
 answer route(std::string_view target, const admin_listener::probes& probes) {
+    // The absolute form (`GET http://host:port/metrics`, from a proxy) names the same path.
+    for (std::string_view scheme : {"http://", "https://"})
+        if (target.substr(0, scheme.size()) == scheme) {
+            const auto slash = target.find('/', scheme.size());
+            target = slash == std::string_view::npos ? "/" : target.substr(slash);
+        }
     const auto path = target.substr(0, target.find('?'));
     if (path == "/metrics")
         return {bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", probes.metrics()};
@@ -64,8 +72,28 @@ void admin_listener::start() {
 void admin_listener::stop() {
     transport::error_code ignored;
     acceptor_.close(ignored);
-    for (auto& [id, socket] : open_)
-        socket->close(ignored);
+    for (auto& [id, c] : open_)
+        c.socket->close(ignored);
+}
+
+bool admin_listener::admit(const asio::ip::address& peer) {
+    const auto mine = static_cast<std::size_t>(std::count_if(
+        open_.begin(), open_.end(), [&](const auto& o) { return o.second.peer == peer; }));
+    if (mine < max_per_address && open_.size() < max_connections)
+        return true;
+    // Full, for this address or in all: the oldest connection (of this address, if that is
+    // what is full) that waits between two requests makes room.
+    const bool own = mine >= max_per_address;
+    const auto idle = std::find_if(open_.begin(), open_.end(), [&](const auto& o) {
+        return o.second.between_requests && (!own || o.second.peer == peer);
+    });
+    if (idle == open_.end())
+        return false;
+    transport::error_code ignored;
+    idle->second.socket->close(ignored); // its coroutine ends and leaves open_
+    idle->second.between_requests = false;
+    idle->second.peer = asio::ip::address{}; // no longer counted as anyone's
+    return true;
 }
 
 asio::awaitable<void> admin_listener::accept_loop() {
@@ -79,8 +107,9 @@ asio::awaitable<void> admin_listener::accept_loop() {
             co_await pause.async_wait(use_nothrow);
             continue;
         }
-        if (open_.size() >= max_connections) {
-            transport::error_code ignored;
+        transport::error_code ignored;
+        const auto peer = socket.remote_endpoint(ignored).address();
+        if (!admit(peer)) {
             socket.close(ignored);
             continue;
         }
@@ -89,13 +118,24 @@ asio::awaitable<void> admin_listener::accept_loop() {
 }
 
 asio::awaitable<void> admin_listener::serve(asio::ip::tcp::socket socket, std::uint64_t id) {
+    transport::error_code ignored;
+    const auto peer = socket.remote_endpoint(ignored).address();
     beast::tcp_stream stream{std::move(socket)};
-    open_.emplace(id, &stream.socket());
+    auto& self = open_.emplace(id, open_connection{&stream.socket(), peer}).first->second;
     beast::flat_buffer buffer{16 * 1024};
     for (;;) {
         bhttp::request_parser<bhttp::empty_body> parser;
         parser.header_limit(8 * 1024);
         stream.expires_after(admin_timeout);
+        if (buffer.size() == 0) { // nothing pipelined: wait for the next request's first byte
+            self.between_requests = true;
+            auto [wec] = co_await transport::with_timeout(
+                stream.socket().async_wait(asio::socket_base::wait_read, asio::deferred),
+                admin_timeout);
+            self.between_requests = false;
+            if (wec || !stream.socket().is_open())
+                break;
+        }
         auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
         if (ec) {
             if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
@@ -144,7 +184,6 @@ asio::awaitable<void> admin_listener::serve(asio::ip::tcp::socket socket, std::u
     // No timer of the stream may outlive it: a pending one would hold the io_context (and the
     // server's exit) until it expired.
     stream.expires_never();
-    transport::error_code ignored;
     stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
     stream.socket().close(ignored);
     open_.erase(id);

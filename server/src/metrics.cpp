@@ -103,11 +103,18 @@ std::string render_metrics(const std::vector<const thread_metrics*>& threads,
     family(out, "ferry_connections", "gauge",
            "Open client connections: busy (a request is being served) or idle (kept alive, "
            "waiting for a request).");
+    // Each gauge is a difference of two counters: the ends are read before the starts, so that
+    // an end never counts without its start (the difference can only be high, by what started
+    // between the two reads, and is clamped at 0 all the same).
+    auto difference = [](std::uint64_t started, std::uint64_t ended) {
+        return started > ended ? started - ended : 0;
+    };
     const auto closed = total(threads, [](auto& t) -> auto& { return t.closed; });
     const auto accepted = total(threads, [](auto& t) -> auto& { return t.accepted; });
-    const auto busy = total(threads, [](auto& t) -> auto& { return t.busy_started; }) -
-                      total(threads, [](auto& t) -> auto& { return t.busy_ended; });
-    const auto open = accepted - closed;
+    const auto busy_ended = total(threads, [](auto& t) -> auto& { return t.busy_ended; });
+    const auto busy = difference(
+        total(threads, [](auto& t) -> auto& { return t.busy_started; }), busy_ended);
+    const auto open = difference(accepted, closed);
     fmt::format_to(std::back_inserter(out), "ferry_connections{{state=\"busy\"}} {}\n", busy);
     fmt::format_to(std::back_inserter(out), "ferry_connections{{state=\"idle\"}} {}\n",
                    open > busy ? open - busy : 0);
@@ -125,9 +132,11 @@ std::string render_metrics(const std::vector<const thread_metrics*>& threads,
                        reasons[r], total(threads, [r](auto& t) -> auto& { return t.refused[r]; }));
     family(out, "ferry_connections_rate_limited", "gauge",
            "Open connections whose transfers are held to --rate-limit.");
+    const auto limited_closed =
+        total(threads, [](auto& t) -> auto& { return t.rate_limited_closed; });
     line("ferry_connections_rate_limited",
-         total(threads, [](auto& t) -> auto& { return t.rate_limited_opened; }) -
-             total(threads, [](auto& t) -> auto& { return t.rate_limited_closed; }));
+         difference(total(threads, [](auto& t) -> auto& { return t.rate_limited_opened; }),
+                    limited_closed));
 
     family(out, "ferry_requests_total", "counter",
            "Requests answered, by protocol, method and status (the Ferry status text, the HTTP "
@@ -145,7 +154,7 @@ std::string render_metrics(const std::vector<const thread_metrics*>& threads,
                                    n);
             }
     family(out, "ferry_sent_bytes_total", "counter",
-           "Body bytes sent: files and listing pages (not headers or frames).");
+           "Body bytes sent: files, and HTTP listing pages (not headers or frames).");
     for (std::size_t p = 0; p < protocol_labels.size(); ++p)
         fmt::format_to(std::back_inserter(out), "ferry_sent_bytes_total{{protocol=\"{}\"}} {}\n",
                        protocol_labels[p],

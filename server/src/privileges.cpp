@@ -42,6 +42,18 @@ void server::drop_privileges() {
         throw std::system_error(EPERM, std::generic_category(),
                                 "--user " + name + ": root could be regained");
     log_.server->info("running as user {} (uid {}, gid {})", name, pw.pw_uid, pw.pw_gid);
+    // What root could open, the user may not: better to refuse now than to answer every
+    // request "forbidden".
+    if (auto why = resolver_.root_problem())
+        throw std::system_error(EACCES, std::generic_category(),
+                                "--user " + name + ": " + *why);
+    if (reread_) {
+        try {
+            (void)reread_();
+        } catch (const std::exception& e) {
+            log_.server->warn("--user {}: a SIGHUP reload will fail: {}", name, e.what());
+        }
+    }
 }
 
 } // namespace ferry::server

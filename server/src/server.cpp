@@ -219,11 +219,12 @@ asio::awaitable<void> server::on_hangup(asio::signal_set& hangup) {
         log_.server->info("received signal {}: reloading the configuration", signo);
         reload();
         try {
-            if (log_.reopen)
-                log_.reopen();
-            log_.server->info("log files reopened");
+            if (log_.reopen && log_.reopen())
+                log_.server->info("log files reopened");
         } catch (const std::exception& e) {
-            log_.server->error("cannot reopen the log files: {}", e.what());
+            log_.server->error("cannot reopen the log files (the lines go on to the file open "
+                               "so far): {}",
+                               e.what());
         }
     }
 }
@@ -255,12 +256,15 @@ void server::reload() {
     // their rate limit, and a transfer in flight is not touched.
     for (auto& w : workers_)
         asio::post(w->ctx, [&w = *w, shared] {
-            const bool shorter = shared->request_timeout < w.config->request_timeout ||
-                                 shared->idle_timeout < w.config->idle_timeout;
+            using wait = session_registry::wait;
+            if (!w.registry.draining()) { // (draining: the short drain timeouts stay)
+                if (shared->request_timeout < w.config->request_timeout)
+                    w.registry.shorten(wait::first_request, shared->request_timeout);
+                if (shared->idle_timeout < w.config->idle_timeout)
+                    w.registry.shorten(wait::keep_alive, shared->idle_timeout);
+            }
             w.config = shared;
             w.session.config = shared.get();
-            if (shorter)
-                w.registry.reorder();
         });
     // The line is written at the more verbose of the two levels, so that it is seen whether
     // the level goes up or down.
@@ -268,7 +272,10 @@ void server::reload() {
     const bool more_verbose = level < log_.server->level();
     if (more_verbose && log_.set_level)
         log_.set_level(level);
-    log_.server->info("configuration reloaded: {}", changes);
+    log_.server->info("configuration reloaded: {}{}", changes,
+                      draining_ && shared->drain_timeout != config_->drain_timeout
+                          ? " (the drain in progress keeps its deadline)"
+                          : "");
     if (!more_verbose && log_.set_level)
         log_.set_level(level);
     config_ = std::move(shared);
@@ -280,7 +287,6 @@ std::string server::metrics_text() const {
     for (const auto& w : workers_)
         threads.push_back(&w->metrics);
     server_metrics s;
-    s.connections_active = limits_.active();
     s.max_connections = limits_.max_total();
     s.listings_active = listings_.active();
     s.digest_hits = digests_.hits();
@@ -304,7 +310,13 @@ int server::run() {
     asio::signal_set signals{main, SIGINT, SIGTERM};
     asio::signal_set hangup{main, SIGHUP};
     write_port_file(); // as the user that started ferryd, like the ports and the log files
-    drop_privileges(); // before any request is read
+    try {
+        drop_privileges(); // before any request is read
+    } catch (...) {
+        if (config_->port_file) // nobody is to connect to a ferryd that did not start
+            std::filesystem::remove(*config_->port_file);
+        throw;
+    }
     log_.server->info("serving {} on {} thread(s), port(s) {}", config_->root.string(),
                       workers_.size(), fmt::join(ports_, ","));
 

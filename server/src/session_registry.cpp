@@ -123,12 +123,13 @@ void session_registry::drain(transport::clock::duration idle) {
     settle_sweeper();
 }
 
-void session_registry::reorder() {
-    for (auto& list : parked_) {
-        list.sort([](const connection& a, const connection& b) { return a.deadline < b.deadline; });
-        if (!list.empty() && (!sweeper_armed_ || list.front().deadline < sweeper_.expiry()))
-            arm(list.front().deadline);
-    }
+void session_registry::shorten(wait kind, transport::clock::duration timeout) {
+    auto& list = parked_[static_cast<std::size_t>(kind)];
+    const auto latest = transport::clock::now() + timeout;
+    for (auto& c : list)
+        c.deadline = std::min(c.deadline, latest);
+    if (!list.empty() && (!sweeper_armed_ || list.front().deadline < sweeper_.expiry()))
+        arm(list.front().deadline);
 }
 
 void session_registry::cancel_all() {

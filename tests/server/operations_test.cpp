@@ -234,6 +234,21 @@ TEST(Operations, ReadyzIs503WhenTheRootIsGone) {
     EXPECT_EQ(server.stop(), 0);
 }
 
+TEST(Operations, IdleAdminConnectionsCannotLockTheScraperOut) {
+    temp_dir root;
+    ferryd_process server{root.path(), {"--admin-listen", "127.0.0.1:0"}};
+    const auto admin = server.port(1);
+    // Someone on this host holds admin connections open, sending nothing: each newcomer
+    // replaces the oldest of them, so a scrape is always answered.
+    std::vector<test_client> idle;
+    for (int i = 0; i < 20; ++i)
+        idle.push_back(test_client::connect(admin));
+    EXPECT_EQ(http(admin, "GET", "/healthz").status, 200);
+    EXPECT_EQ(http(admin, "GET", "/metrics").status, 200);
+    EXPECT_TRUE(idle.front().wait_closed()); // the oldest made room
+    EXPECT_EQ(server.stop(), 0);
+}
+
 TEST(Operations, TheAdminListenerIsNeverAListenAddress) {
     temp_dir root;
     auto same = run({bin("ferryd"), root.path().string(), "--listen", "127.0.0.1:7878",
@@ -311,6 +326,24 @@ TEST(Operations, SighupReloadsTheLimitsAndRefusesAnInvalidFileKeepingTheOldSetti
     first.close();
     third.close();
     fourth.close();
+    EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(Operations, AShorterRequestTimeoutAppliesToWaitingConnectionsAtOnce) {
+    temp_dir root;
+    temp_dir etc;
+    const auto conf = etc / "ferryd.conf";
+    write_file(conf, "request-timeout = 60\nthreads = 1\n");
+    ferryd_process server{root.path(), {"--config", conf.string(), "--admin-listen", "127.0.0.1:0"}};
+    auto before = test_client::connect(server.port()); // sends nothing
+    write_file(conf, "request-timeout = 0.5\nthreads = 1\n"); // fighting a slowloris
+    server.process().signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return reloads(server.port(1)).first == 1; }));
+    auto after = test_client::connect(server.port());
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_TRUE(after.wait_closed());  // in half a second, not behind `before`'s minute
+    EXPECT_TRUE(before.wait_closed()); // and so does the one that was waiting already
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
     EXPECT_EQ(server.stop(), 0);
 }
 
@@ -447,6 +480,37 @@ TEST(Operations, UserDropsPrivilegesOnceThePortsAreBound) {
     EXPECT_EQ(groups.find(" 0 "), std::string::npos) << groups;
     c.close();
     EXPECT_EQ(server.stop(), 0);
+
+    // The access log was opened as root, in a directory only root may write: after logrotate
+    // renamed it, nobody cannot create the new file, and the lines go on to the renamed one.
+    temp_dir logs;
+    std::filesystem::permissions(logs.path(), std::filesystem::perms{0755});
+    const auto log = logs / "access.log";
+    ferryd_process logged{root.path(), {"--user", "nobody", "--access-log", log.string()}};
+    auto d = test_client::connect(logged.port());
+    EXPECT_EQ(d.get("f").body, "x");
+    ASSERT_TRUE(eventually([&] { return read_file(log).find("GET \"f\"") != std::string::npos; }));
+    std::filesystem::rename(log, logs / "access.log.1");
+    logged.process().signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] {
+        return logged.log().find("cannot reopen the log files") != std::string::npos;
+    })) << logged.log();
+    EXPECT_EQ(d.get("f").body, "x");
+    EXPECT_TRUE(eventually([&] {
+        const auto text = read_file(logs / "access.log.1");
+        return std::count(text.begin(), text.end(), '\n') == 2;
+    })) << read_file(logs / "access.log.1");
+    EXPECT_FALSE(std::filesystem::exists(log));
+    d.close();
+    EXPECT_EQ(logged.stop(), 0);
+
+    // A root the user cannot read is refused at start, not answered "forbidden" forever.
+    temp_dir secret;
+    auto unreadable = run({bin("ferryd"), secret.path().string(), "--listen", "127.0.0.1:0",
+                           "--user", "nobody"});
+    EXPECT_EQ(unreadable.code, 1);
+    EXPECT_NE(unreadable.output.find("--user nobody: cannot read the root"), std::string::npos)
+        << unreadable.output;
 
     auto as_root = run({bin("ferryd"), root.path().string(), "--listen", "127.0.0.1:0", "--user",
                         "root"});

@@ -495,17 +495,20 @@ TEST_F(SessionRegistryTest, ADrainLeavesNoTimerBehindOnceNothingIsParked) {
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
 }
 
-TEST_F(SessionRegistryTest, ReorderPutsAShorterTimeoutFirst) {
+TEST_F(SessionRegistryTest, AShorterTimeoutAppliesToTheParkedAndTheNextConnections) {
     using wait = fs::session_registry::wait;
-    // A reload shortened the keep-alive timeout: a later park has the earlier deadline.
+    // A reload shortened the keep-alive timeout from 30 s to 50 ms: the connection parked
+    // before it and the one parked after it both time out within 50 ms, not in 30 s.
     park(add(1), wait::keep_alive, std::chrono::seconds(30));
+    registry.shorten(wait::keep_alive, std::chrono::milliseconds(50));
     park(add(2), wait::keep_alive, std::chrono::milliseconds(50));
-    registry.reorder();
+    park(add(3), wait::first_request, std::chrono::seconds(30)); // another list: untouched
     const auto started = std::chrono::steady_clock::now();
-    while (ended.empty() && std::chrono::steady_clock::now() - started < std::chrono::seconds(5))
+    while (ended.size() < 2 && std::chrono::steady_clock::now() - started < std::chrono::seconds(5))
         ctx.run_one_for(std::chrono::seconds(1));
-    const std::vector<std::pair<std::uint64_t, bool>> expected{{2, true}};
-    EXPECT_EQ(ended, expected); // without reorder(), 2 would wait behind 1, for 30 s
+    const std::vector<std::pair<std::uint64_t, bool>> expected{{1, true}, {2, true}};
+    EXPECT_EQ(ended, expected);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
     registry.cancel_all();
     ctx.run_for(std::chrono::seconds(5));
 }

@@ -39,18 +39,30 @@ public:
     /// Closes the listener and every admin connection (the server stops).
     void stop();
 
-    /// Admin connections served at once; more are closed at once.
+    /// Admin connections served at once. When all are taken, a new one replaces the oldest
+    /// that waits between two requests (a scraper's kept-alive connection reconnects), or is
+    /// closed if every one is in the middle of a request.
     static constexpr std::size_t max_connections = 64;
+    /// Of them, connections from one address: one host cannot take them all.
+    static constexpr std::size_t max_per_address = 8;
 
 private:
+    struct open_connection {
+        asio::ip::tcp::socket* socket;
+        asio::ip::address peer;
+        bool between_requests = false; ///< waiting for a request's first byte
+    };
+
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> serve(asio::ip::tcp::socket socket, std::uint64_t id);
+    /// Makes room for a connection from `peer`; false if there is none.
+    bool admit(const asio::ip::address& peer);
 
     asio::io_context& ctx_;
     asio::ip::tcp::acceptor acceptor_;
     probes probes_;
     spdlog::logger& log_;
-    std::map<std::uint64_t, asio::ip::tcp::socket*> open_;
+    std::map<std::uint64_t, open_connection> open_; ///< by id: oldest first
     std::uint64_t next_id_ = 0;
 };
 

@@ -34,8 +34,9 @@ struct server_loggers {
     std::shared_ptr<spdlog::logger> server;  ///< start, stop, faults
     std::shared_ptr<spdlog::logger> session; ///< connection open/close
     std::shared_ptr<spdlog::logger> access;  ///< one line per request
-    /// Reopens the log files (SIGHUP, after logrotate renamed them); may throw.
-    std::function<void()> reopen;
+    /// Reopens the log files (SIGHUP, after logrotate renamed them); false if there are none
+    /// (the logs go to stderr). May throw.
+    std::function<bool()> reopen;
     /// Sets the level of every logger but a dedicated access log's (a reload).
     std::function<void(spdlog::level::level_enum)> set_level;
 };

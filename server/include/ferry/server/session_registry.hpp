@@ -197,9 +197,10 @@ public:
     /// caller parks the ones that go idle from now on with that timeout too).
     void drain(transport::clock::duration idle);
     void cancel_all();
-    /// Puts the parked lists back in deadline order, after a reload shortened a timeout (the
-    /// connections parked from now on would otherwise time out only after the older ones).
-    void reorder();
+    /// A reload made the timeout of `kind` shorter: connections parked there time out within
+    /// `timeout` from now at the latest, like those parked from now on (capping every deadline
+    /// at one instant keeps the list in deadline order, which the sweeper relies on).
+    void shorten(wait kind, transport::clock::duration timeout);
 
     bool draining() const noexcept { return draining_; }
     /// cancel_all() ran: connections still to be woken close at once.
