@@ -1,6 +1,7 @@
 #include "ferry/server/server.hpp"
 
 #include "ferry/server/session.hpp"
+#include "ferry/server/systemd.hpp"
 #include "ferry/transport/asio.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -15,6 +16,7 @@
 #include <spdlog/fmt/ranges.h>
 #include <sys/socket.h>
 #include <system_error>
+#include <unistd.h>
 
 namespace ferry::server {
 
@@ -70,7 +72,7 @@ asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp
 
 } // namespace
 
-server::server(server_config config, server_loggers loggers)
+server::server(server_config config, server_loggers loggers, inherited_sockets inherited)
     : config_(std::move(config)), log_(std::move(loggers)),
       resolver_(config_.root, config_.symlinks, config_.dotfiles),
       digests_(config_.digest_threads, config_.digest_cache_entries),
@@ -81,6 +83,27 @@ server::server(server_config config, server_loggers loggers)
                                                     listings_} {
     for (unsigned i = 0; i < config_.threads; ++i)
         workers_.push_back(std::make_unique<worker>());
+    if (inherited.admin) {
+        log_.server->warn("the inherited socket named admin is not served: ferryd has no admin "
+                          "listener yet");
+        ::close(*inherited.admin);
+    }
+    if (!inherited.data.empty()) {
+        // systemd holds the sockets (and their backlog) across restarts: they replace --listen.
+        std::vector<std::string> where;
+        for (const int fd : inherited.data) {
+            for (auto& w : workers_)
+                w->acceptors.push_back(adopt_listener(w->ctx, fd));
+            ::close(fd); // the workers hold their own duplicates
+            const auto at = workers_.front()->acceptors.back().local_endpoint();
+            where.push_back(at.address().to_string() + ":" + std::to_string(at.port()));
+            ports_.push_back(at.port());
+        }
+        log_.server->info("serving the socket(s) systemd passed, {}, instead of the listen "
+                          "addresses",
+                          fmt::join(where, " "));
+        return;
+    }
     for (auto endpoint : config_.listen) {
         // The first thread's listener picks the port (maybe 0 = any); the others join it.
         for (auto& w : workers_) {
@@ -149,6 +172,7 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
         co_return; // every worker ended by itself
     log_.server->info("received signal {}: not accepting; draining transfers for up to {} s", signo,
                       static_cast<double>(config_.drain_timeout.count()) / 1000.0);
+    notify_stopping("draining: " + std::to_string(limits_.active()) + " connection(s) left");
     const auto idle = drain_idle_timeout(config_);
     for (auto& w : workers_)
         asio::post(w->ctx, [&w = *w, idle] {
@@ -159,8 +183,12 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
             w.registry.drain(idle);
         });
     asio::steady_timer drain_timer{main, config_.drain_timeout};
-    auto which = co_await (signals.async_wait(use_nothrow) || drain_timer.async_wait(use_nothrow));
-    // Either branch failing means the supervisor itself was cancelled: everything drained.
+    auto which = co_await (signals.async_wait(use_nothrow) || drain_timer.async_wait(use_nothrow) ||
+                           report_drain(limits_));
+    // Either wait failing, or the report ending, means the supervisor itself was cancelled:
+    // everything drained.
+    if (which.index() == 2)
+        co_return;
     if (which.index() == 0) {
         if (std::get<0>(std::get<0>(which)))
             co_return;
@@ -170,6 +198,7 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
             co_return;
         log_.server->info("drain timeout: cancelling the remaining transfers");
     }
+    notify_status("cancelling: " + std::to_string(limits_.active()) + " connection(s) left");
     for (auto& w : workers_)
         asio::post(w->ctx, [&w = *w] { w.registry.cancel_all(); });
 }
@@ -200,8 +229,11 @@ int server::run() {
     asio::signal_set signals{main, SIGINT, SIGTERM};
     asio::signal_set hangup{main, SIGHUP};
     write_port_file();
-    log_.server->info("serving {} on {} thread(s), port(s) {}", config_.root.string(),
-                      workers_.size(), fmt::join(ports_, ","));
+    const auto serving =
+        fmt::format("serving {} on {} thread(s), port(s) {}", config_.root.string(),
+                    workers_.size(), fmt::join(ports_, ","));
+    log_.server->info("{}", serving);
+    notify_ready(serving);
 
     asio::co_spawn(main, reopen_logs_on_hangup(hangup),
                    task_done{"log reopener", log_.server.get()});
@@ -227,6 +259,7 @@ int server::run() {
     digests_.stop(); // (nobody waits for a digest any more)
     digests_.join();
     log_.server->info("stopped");
+    notify_status("stopped");
     return 0;
 }
 

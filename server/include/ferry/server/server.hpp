@@ -13,6 +13,7 @@
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/session.hpp"
 #include "ferry/server/session_registry.hpp"
+#include "ferry/server/systemd.hpp"
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -37,14 +38,15 @@ struct server_loggers {
 
 class server {
 public:
-    /// Opens the root and binds every --listen address. Throws std::system_error (or
-    /// config_error) on failure; nothing is served until run().
-    server(server_config config, server_loggers loggers);
+    /// Opens the root and binds every --listen address, or, given sockets systemd passed
+    /// (take_inherited_sockets(), systemd.hpp), serves those instead and takes them over. Throws
+    /// std::system_error (or config_error) on failure; nothing is served until run().
+    server(server_config config, server_loggers loggers, inherited_sockets inherited = {});
     server(const server&) = delete;
     server& operator=(const server&) = delete;
     ~server();
 
-    /// The bound port of each --listen address, in order.
+    /// The bound port of each --listen address (or inherited socket), in order.
     const std::vector<std::uint16_t>& ports() const noexcept { return ports_; }
 
     /// Writes the port file, serves until a signal and the drain that follows end, and returns
