@@ -140,7 +140,10 @@ void server::write_port_file() const {
 asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(w.ctx.get_executor(), use_nothrow);
-        if (ec == asio::error::operation_aborted || !acceptor.is_open())
+        // A connection accepted just before the drain closed the listener is served (drained)
+        // like the others, not dropped: under socket activation it would otherwise have waited
+        // in the backlog for the next ferryd.
+        if (ec == asio::error::operation_aborted || (ec && !acceptor.is_open()))
             co_return;
         if (ec) {
             // Out of descriptors or memory: say so, breathe, and go on accepting.
