@@ -311,6 +311,35 @@ TEST(FerrydSystemd, AnInheritedDescriptorThatIsNotAListeningSocketIsRefused) {
     EXPECT_EQ(ferryd.wait_exit(30s), 0) << file_or_empty(run_dir / "log");
 }
 
+TEST(FerrydSystemd, TheUnitsAreNotifyAndSocketActivated) {
+    const auto service = read_file(FERRY_SOURCE_DIR "/config/ferryd.service");
+    const auto socket = read_file(FERRY_SOURCE_DIR "/config/ferryd.socket");
+    EXPECT_NE(service.find("\nType=notify\nNotifyAccess=main\n"), std::string::npos);
+    EXPECT_NE(service.find("\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"),
+              std::string::npos); // sd_notify's socket is AF_UNIX
+    EXPECT_NE(service.find("\nAlso=ferryd.socket\n"), std::string::npos);
+    // The socket listens where the shipped ferryd.conf says ferryd does.
+    EXPECT_NE(read_file(FERRY_SOURCE_DIR "/config/ferryd.conf").find("\nlisten = 127.0.0.1:7878\n"),
+              std::string::npos);
+    EXPECT_NE(socket.find("\nListenStream=127.0.0.1:7878\n"), std::string::npos);
+    EXPECT_NE(socket.find("\nFileDescriptorName=ferry\n"), std::string::npos);
+    EXPECT_NE(socket.find("\nService=ferryd.service\n"), std::string::npos);
+    // systemd-analyze verify: both units load, with ExecStart= the ferryd built here.
+    temp_dir units;
+    write_file(units / "ferryd.socket", socket);
+    write_file(units / "ferryd.service",
+               std::regex_replace(service, std::regex{"ExecStart=/usr/local/bin/ferryd"},
+                                  "ExecStart=" + bin("ferryd")));
+    auto r = run({"/bin/sh", "-c",
+                  "command -v systemd-analyze >/dev/null || exit 127; cd \"$0\" && "
+                  "systemd-analyze verify --man=no ./ferryd.socket ./ferryd.service",
+                  units.path().string()});
+    if (r.code == 127)
+        GTEST_SKIP() << "systemd-analyze is not installed: the units are not verified";
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(r.output, "") << r.output;
+}
+
 // ---- restarts on a held socket ------------------------------------------------------------------
 
 std::string sha256_hex(const std::string& s) {
