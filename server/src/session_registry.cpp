@@ -109,6 +109,12 @@ void session_registry::drain(transport::clock::duration idle) {
         if (!list.empty() && (!sweeper_armed_ || list.front().deadline < sweeper_.expiry()))
             arm(list.front().deadline);
     }
+    // Nobody parked: a sweep still armed for connections that have closed since would keep the
+    // io_context, and so the drain, alive until their old deadline (--idle-timeout, 60 s).
+    if (parked() == 0 && sweeper_armed_) {
+        sweeper_armed_ = false;
+        sweeper_.cancel();
+    }
 }
 
 void session_registry::cancel_all() {
