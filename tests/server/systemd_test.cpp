@@ -117,6 +117,16 @@ public:
         }
         throw std::runtime_error("systemd-socket-activate did not listen: " + file_or_empty(log));
     }
+    socket_activation(const socket_activation&) = delete;
+    socket_activation& operator=(const socket_activation&) = delete;
+    /// After a failure too, SIGTERM first: a supervisor stops its ferryd before it exits (a
+    /// SIGKILL would leave that ferryd running).
+    ~socket_activation() {
+        if (process_ && process_->running() && !process_->wait_exit(0ms)) {
+            process_->signal(SIGTERM);
+            (void)process_->wait_exit(60s);
+        }
+    }
     std::uint16_t port(std::size_t i = 0) const { return ports_.at(i); }
     child_process& process() { return *process_; }
     std::string log() const { return file_or_empty(log_); }

@@ -41,7 +41,8 @@ inherited_sockets take_inherited_sockets();
 /// Throws std::system_error.
 asio::ip::tcp::acceptor adopt_listener(asio::io_context& ctx, int fd);
 
-/// sd_notify(3): "READY=1", "STOPPING=1" and STATUS= lines; no-op without NOTIFY_SOCKET.
+/// sd_notify(3): "READY=1", "STOPPING=1" and STATUS= lines; no-op without NOTIFY_SOCKET. A
+/// failure to send is ignored (systemd cannot be told). Callable from any thread.
 void notify_ready(const std::string& status);
 void notify_stopping(const std::string& status);
 void notify_status(const std::string& status);
