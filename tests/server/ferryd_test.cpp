@@ -591,18 +591,6 @@ std::string sha256_hex(const std::string& s) {
     return to_hex(std::as_bytes(std::span{d}));
 }
 
-/// Polls `done` every 10 ms for at most `limit`; returns its last value.
-template <class F>
-bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds(20)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
-    }
-    return true;
-}
-
 TEST(Ferryd, ARateLimitedTransferSleepsAndOthersAreAnsweredBesideIt) {
     temp_dir root;
     const std::size_t size = 24 << 20;
