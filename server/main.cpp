@@ -2,6 +2,7 @@
 #include "ferry/server/config.hpp"
 #include "ferry/server/log_file_sink.hpp"
 #include "ferry/server/server.hpp"
+#include "ferry/server/systemd.hpp"
 
 #include <csignal>
 #include <iostream>
@@ -22,7 +23,13 @@ int main(int argc, char** argv) {
             return cli.exit_code;
         const auto& cfg = *cli.config;
         const auto level = spdlog::level::from_str(cfg.log_level); // checked by the parser
-        auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+        // Under systemd, stderr may be the journal: it timestamps lines itself and reads each
+        // line's priority from a `<N>` prefix.
+        spdlog::sink_ptr sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+        if (stderr_is_journal()) {
+            sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+            sink->set_formatter(journal_formatter());
+        }
         auto make = [&](const char* name, spdlog::sink_ptr s) {
             auto l = std::make_shared<spdlog::logger>(name, std::move(s));
             l->set_level(level);
@@ -59,7 +66,7 @@ int main(int argc, char** argv) {
                 l.access->set_level(to);
         };
         spdlog::set_default_logger(loggers.server);
-        server s{cfg, loggers};
+        server s{cfg, loggers, take_inherited_sockets()};
         s.reload_from([args = cli.args] { return reread_config(args); });
         return s.run();
     } catch (const config_error& e) {

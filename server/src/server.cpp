@@ -2,6 +2,7 @@
 
 #include "ferry/server/session.hpp"
 #include "ferry/protocol/text.hpp"
+#include "ferry/server/systemd.hpp"
 #include "ferry/transport/asio.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -16,6 +17,7 @@
 #include <spdlog/fmt/ranges.h>
 #include <sys/socket.h>
 #include <system_error>
+#include <unistd.h>
 
 namespace ferry::server {
 
@@ -76,7 +78,7 @@ server::worker::worker(server& s, std::shared_ptr<const server_config> c)
                                     s.small_files_,   *s.log_.session, *s.log_.access,
                                     s.listings_,      metrics} {}
 
-server::server(server_config config, server_loggers loggers)
+server::server(server_config config, server_loggers loggers, inherited_sockets inherited)
     : config_(std::make_shared<const server_config>(std::move(config))),
       log_(std::move(loggers)), resolver_(config_->root, config_->symlinks, config_->dotfiles),
       digests_(config_->digest_threads, config_->digest_cache_entries),
@@ -85,6 +87,23 @@ server::server(server_config config, server_loggers loggers)
       listings_(config_->max_listings) {
     for (unsigned i = 0; i < config_->threads; ++i)
         workers_.push_back(std::make_unique<worker>(*this, config_));
+    open_admin_listener(inherited.admin);
+    if (!inherited.data.empty()) {
+        // systemd holds the sockets (and their backlog) across restarts: they replace --listen.
+        std::vector<std::string> where;
+        for (const int fd : inherited.data) {
+            for (auto& w : workers_)
+                w->acceptors.push_back(adopt_listener(w->ctx, fd));
+            ::close(fd); // the workers hold their own duplicates
+            const auto at = workers_.front()->acceptors.back().local_endpoint();
+            where.push_back(at.address().to_string() + ":" + std::to_string(at.port()));
+            ports_.push_back(at.port());
+        }
+        log_.server->info("serving the socket(s) systemd passed, {}, instead of the listen "
+                          "addresses",
+                          fmt::join(where, " "));
+        return;
+    }
     for (auto endpoint : config_->listen) {
         // The first thread's listener picks the port (maybe 0 = any); the others join it.
         for (auto& w : workers_) {
@@ -93,9 +112,18 @@ server::server(server_config config, server_loggers loggers)
         }
         ports_.push_back(endpoint.port());
     }
-    if (config_->admin_listen) {
+}
+
+void server::open_admin_listener(std::optional<int> inherited) {
+    start_time_ =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    asio::ip::tcp::acceptor a{main_};
+    if (inherited) { // systemd's socket named admin wins over --admin-listen
+        a = adopt_listener(main_, *inherited);
+        ::close(*inherited);
+    } else if (config_->admin_listen) {
         const auto& at = *config_->admin_listen;
-        asio::ip::tcp::acceptor a{main_, at.protocol()};
+        a.open(at.protocol());
         a.set_option(asio::socket_base::reuse_address(true));
         if (at.address().is_v6())
             a.set_option(asio::ip::v6_only(true));
@@ -104,21 +132,20 @@ server::server(server_config config, server_loggers loggers)
             throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
                                             std::to_string(at.port()) + " (admin-listen)");
         a.listen();
-        admin_ = std::make_unique<admin_listener>(
-            main_, std::move(a),
-            admin_listener::probes{[this] { return metrics_text(); },
-                                   [this]() -> std::optional<std::string> {
-                                       if (draining_)
-                                           return "draining: not accepting connections";
-                                       if (auto why = resolver_.root_problem())
-                                           return "root unusable: " + *why;
-                                       return std::nullopt;
-                                   }},
-            *log_.server);
+    } else {
+        return;
     }
-    start_time_ = std::chrono::duration<double>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+    admin_ = std::make_unique<admin_listener>(
+        main_, std::move(a),
+        admin_listener::probes{[this] { return metrics_text(); },
+                               [this]() -> std::optional<std::string> {
+                                   if (draining_)
+                                       return "draining: not accepting connections";
+                                   if (auto why = resolver_.root_problem())
+                                       return "root unusable: " + *why;
+                                   return std::nullopt;
+                               }},
+        *log_.server);
 }
 
 server::~server() {
@@ -149,7 +176,10 @@ void server::write_port_file() const {
 asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(w.ctx.get_executor(), use_nothrow);
-        if (ec == asio::error::operation_aborted || !acceptor.is_open())
+        // A connection accepted just before the drain closed the listener is served (drained)
+        // like the others, not dropped: under socket activation it would otherwise have waited
+        // in the backlog for the next ferryd.
+        if (ec == asio::error::operation_aborted || (ec && !acceptor.is_open()))
             co_return;
         if (ec) {
             // Out of descriptors or memory: say so, breathe, and go on accepting.
@@ -186,6 +216,7 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
     draining_ = true;
     log_.server->info("received signal {}: not accepting; draining transfers for up to {} s", signo,
                       static_cast<double>(config_->drain_timeout.count()) / 1000.0);
+    notify_stopping("draining: " + std::to_string(limits_.active()) + " connection(s) left");
     const auto idle = drain_idle_timeout(*config_);
     for (auto& w : workers_)
         asio::post(w->ctx, [&w = *w, idle] {
@@ -196,8 +227,12 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
             w.registry.drain(idle);
         });
     asio::steady_timer drain_timer{main, config_->drain_timeout};
-    auto which = co_await (signals.async_wait(use_nothrow) || drain_timer.async_wait(use_nothrow));
-    // Either branch failing means the supervisor itself was cancelled: everything drained.
+    auto which = co_await (signals.async_wait(use_nothrow) || drain_timer.async_wait(use_nothrow) ||
+                           report_drain(limits_));
+    // Either wait failing, or the report ending, means the supervisor itself was cancelled:
+    // everything drained.
+    if (which.index() == 2)
+        co_return;
     if (which.index() == 0) {
         if (std::get<0>(std::get<0>(which)))
             co_return;
@@ -207,6 +242,7 @@ asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set
             co_return;
         log_.server->info("drain timeout: cancelling the remaining transfers");
     }
+    notify_status("cancelling: " + std::to_string(limits_.active()) + " connection(s) left");
     for (auto& w : workers_)
         asio::post(w->ctx, [&w = *w] { w.registry.cancel_all(); });
 }
@@ -317,8 +353,11 @@ int server::run() {
             std::filesystem::remove(*config_->port_file);
         throw;
     }
-    log_.server->info("serving {} on {} thread(s), port(s) {}", config_->root.string(),
-                      workers_.size(), fmt::join(ports_, ","));
+    const auto serving =
+        fmt::format("serving {} on {} thread(s), port(s) {}", config_->root.string(),
+                    workers_.size(), fmt::join(ports_, ","));
+    log_.server->info("{}", serving);
+    notify_ready(serving);
 
     if (admin_) {
         admin_->start();
@@ -350,6 +389,7 @@ int server::run() {
     digests_.stop(); // (nobody waits for a digest any more)
     digests_.join();
     log_.server->info("stopped");
+    notify_status("stopped");
     return 0;
 }
 

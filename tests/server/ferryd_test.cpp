@@ -591,18 +591,6 @@ std::string sha256_hex(const std::string& s) {
     return to_hex(std::as_bytes(std::span{d}));
 }
 
-/// Polls `done` every 10 ms for at most `limit`; returns its last value.
-template <class F>
-bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds(20)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
-    }
-    return true;
-}
-
 TEST(Ferryd, ARateLimitedTransferSleepsAndOthersAreAnsweredBesideIt) {
     temp_dir root;
     const std::size_t size = 24 << 20;
@@ -738,10 +726,19 @@ TEST(Ferryd, AnHttpDownloadCutByTheDrainDeadlineResumesFromAFreshFerryd) {
                                               "--drain-timeout", "0.5"});
     const auto port = server->port();
     const auto out = work / "big";
-    const std::vector<std::string> get{bin("ferry"), "get",
+    const std::vector<std::string> get{bin("ferry"),
+                                       "get",
                                        "http://127.0.0.1:" + std::to_string(port) + "/big",
-                                       "-o", out.string(), "-j", "4", "--chunk-size", "1048576",
-                                       "--retries", "2", "--quiet", "--json"};
+                                       "-o",
+                                       out.string(),
+                                       "-j",
+                                       "4",
+                                       "--chunk-size",
+                                       "1048576",
+                                       "--retries",
+                                       "2",
+                                       "--quiet",
+                                       "--json"};
     child_process ferry{get, work / "ferry.log"};
     ASSERT_TRUE(eventually([&] {
         std::ifstream part{out.string() + ".part", std::ios::binary};
@@ -836,6 +833,25 @@ TEST(Ferryd, ASecondSignalStopsADigestInProgress) {
     EXPECT_FALSE(server.process().wait_exit(std::chrono::milliseconds(300))); // still draining
     server.process().signal(SIGTERM);
     EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(10)), 0);
+}
+
+/// The drain waits for connections, not for the deadlines of connections that have closed:
+/// `systemctl restart` of a ferryd that has served and is idle is a quick stop, not one of
+/// --idle-timeout (or --drain-timeout) while new connections wait for the next ferryd.
+TEST(Ferryd, ADrainEndsAtOnceWhenEveryConnectionHasClosed) {
+    temp_dir root;
+    write_file(root / "small", "s");
+    ferryd_process server{
+        root.path(),
+        {"--drain-timeout", "600", "--idle-timeout", "600", "--request-timeout", "600"}};
+    const auto baseline = open_fds(server.process().pid());
+    {
+        auto c = test_client::connect(server.port());
+        EXPECT_EQ(c.get("small").body, "s");
+    } // closed while parked, waiting for its next request
+    EXPECT_TRUE(eventually([&] { return open_fds(server.process().pid()) <= baseline; }));
+    server.process().signal(SIGTERM);
+    EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(20)), 0) << server.log();
 }
 
 } // namespace

@@ -82,6 +82,18 @@ private:
     std::optional<int> status_;
 };
 
+/// Polls `done` every 10 ms for at most `limit`; returns its last value.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
+    }
+    return true;
+}
+
 /// Runs a command to completion (bounded) and returns its exit code and output.
 struct run_result {
     int code = -1;
@@ -103,9 +115,14 @@ class ferryd_process {
 public:
     /// Logs at warn, or at $FERRYD_LOG (e.g. FERRYD_LOG=debug) when chasing a failure.
     ferryd_process(const std::filesystem::path& root, std::vector<std::string> extra = {}) {
-        std::vector<std::string> args{
-            bin("ferryd"), "--root", root.string(), "--port-file", (dir_ / "port").string(),
-            "--log-level", std::getenv("FERRYD_LOG") ? std::getenv("FERRYD_LOG") : "warn"};
+        std::vector<std::string> args{bin("ferryd"),
+                                      "--root",
+                                      root.string(),
+                                      "--port-file",
+                                      (dir_ / "port").string(),
+                                      "--log-level",
+                                      std::getenv("FERRYD_LOG") ? std::getenv("FERRYD_LOG")
+                                                                : "warn"};
         bool has_listen = false;
         for (const auto& e : extra)
             has_listen = has_listen || e == "--listen";

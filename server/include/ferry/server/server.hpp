@@ -16,6 +16,7 @@
 #include "ferry/server/path_resolver.hpp"
 #include "ferry/server/session.hpp"
 #include "ferry/server/session_registry.hpp"
+#include "ferry/server/systemd.hpp"
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -43,14 +44,15 @@ struct server_loggers {
 
 class server {
 public:
-    /// Opens the root and binds every --listen address. Throws std::system_error (or
-    /// config_error) on failure; nothing is served until run().
-    server(server_config config, server_loggers loggers);
+    /// Opens the root and binds every --listen address, or, given sockets systemd passed
+    /// (take_inherited_sockets(), systemd.hpp), serves those instead and takes them over. Throws
+    /// std::system_error (or config_error) on failure; nothing is served until run().
+    server(server_config config, server_loggers loggers, inherited_sockets inherited = {});
     server(const server&) = delete;
     server& operator=(const server&) = delete;
     ~server();
 
-    /// The bound port of each --listen address, in order.
+    /// The bound port of each --listen address (or inherited socket), in order.
     const std::vector<std::uint16_t>& ports() const noexcept { return ports_; }
 
     /// Where SIGHUP reads the configuration again (reread_config); without one, SIGHUP only
@@ -79,6 +81,8 @@ private:
     asio::awaitable<void> accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor);
     asio::awaitable<void> supervise(asio::io_context& main, asio::signal_set& signals);
     asio::awaitable<void> on_hangup(asio::signal_set& hangup);
+    /// The admin listener: systemd's socket named admin, else --admin-listen, else none.
+    void open_admin_listener(std::optional<int> inherited);
     /// Rereads the configuration and applies what may change while running.
     void reload();
     /// Runs as `config.user` from now on, if one is set and the process runs as root: once the
