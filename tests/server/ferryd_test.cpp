@@ -131,21 +131,6 @@ TEST(Ferryd, ConnectionLimitsAreExact) {
     EXPECT_EQ(server.stop(), 0);
 }
 
-/// Everything a peer sends until it closes (or 20 s pass).
-std::string read_until_closed(int fd) {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 20000) <= 0)
-            return out + "<timeout>";
-        const auto n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0)
-            return out;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-}
-
 TEST(Ferryd, HttpSharesThePortTheLimitsAndTheAccessLog) {
     temp_dir root;
     temp_dir logs;

@@ -20,44 +20,6 @@ namespace {
 
 using fp::status;
 
-/// Everything a peer sends until it closes (or 20 s pass).
-std::string read_until_closed(int fd) {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 20000) <= 0)
-            return out + "<timeout>";
-        const auto n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0)
-            return out;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-}
-
-struct http_answer {
-    int status = 0;
-    std::string head;
-    std::string body;
-};
-
-/// One HTTP/1.1 request to 127.0.0.1:port, answered and closed.
-http_answer http(std::uint16_t port, const std::string& method, const std::string& target) {
-    auto c = test_client::connect(port);
-    const auto request =
-        method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    c.send_raw(std::as_bytes(std::span{request}));
-    const auto all = read_until_closed(c.fd());
-    http_answer a;
-    const auto end = all.find("\r\n\r\n");
-    if (all.rfind("HTTP/1.1 ", 0) != 0 || end == std::string::npos)
-        return a;
-    a.status = std::stoi(all.substr(9, 3));
-    a.head = all.substr(0, end);
-    a.body = all.substr(end + 4);
-    return a;
-}
-
 /// The value of one sample line of a /metrics text (`name{labels}`), or -1 if absent.
 double sample(const std::string& metrics, const std::string& series) {
     std::istringstream in{metrics};
@@ -66,17 +28,6 @@ double sample(const std::string& metrics, const std::string& series) {
         if (line.rfind(series + " ", 0) == 0)
             return std::stod(line.substr(series.size() + 1));
     return -1;
-}
-
-template <class F>
-bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds(20)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10)); // polling a condition
-    }
-    return true;
 }
 
 std::string find_promtool() {

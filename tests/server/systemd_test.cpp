@@ -265,14 +265,19 @@ TEST(FerrydSystemd, ServesTheSocketsSystemdPassesInsteadOfListen) {
     // backlog meanwhile.
     auto c = test_client::connect(systemd.port(0));
     EXPECT_EQ(c.get("hello.txt").body, "hello") << systemd.log();
-    // The port file names the inherited port (not one of --listen's).
-    EXPECT_EQ(file_or_empty(run_dir / "port"), std::to_string(systemd.port(0)) + "\n");
+    // The port file names the inherited ports (not one of --listen's): the service's, then the
+    // admin listener's, on the socket named admin.
+    EXPECT_EQ(file_or_empty(run_dir / "port"),
+              std::to_string(systemd.port(0)) + "\n" + std::to_string(systemd.port(1)) + "\n");
+    EXPECT_EQ(http(systemd.port(1), "GET", "/healthz").status, 200);
+    EXPECT_EQ(http(systemd.port(1), "GET", "/readyz").body, "ready\n");
     const auto log = systemd.log();
     EXPECT_NE(log.find("serving the socket(s) systemd passed, 127.0.0.1:" +
                        std::to_string(systemd.port(0)) + ", instead of the listen addresses"),
               std::string::npos)
         << log;
-    EXPECT_NE(log.find("[warning] the inherited socket named admin is not served"),
+    EXPECT_NE(log.find("admin listener (/metrics, /healthz, /readyz) on port " +
+                       std::to_string(systemd.port(1))),
               std::string::npos)
         << log;
     // systemd-socket-activate exec'd ferryd: its PID is ferryd's.
@@ -332,7 +337,7 @@ TEST(FerrydSystemd, TheUnitsAreNotifyAndSocketActivated) {
     temp_dir units;
     write_file(units / "ferryd.socket", socket);
     write_file(units / "ferryd.service",
-               std::regex_replace(service, std::regex{"ExecStart=/usr/local/bin/ferryd"},
+               std::regex_replace(service, std::regex{"ExecStart=/usr/bin/ferryd"},
                                   "ExecStart=" + bin("ferryd")));
     auto r = run({"/bin/sh", "-c",
                   "command -v systemd-analyze >/dev/null || exit 127; cd \"$0\" && "

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <sys/socket.h>
@@ -200,5 +201,44 @@ private:
     std::chrono::milliseconds limit_;
     bytes in_;
 };
+
+/// Everything a peer sends until it closes (or 20 s pass: then "<timeout>" ends the text).
+inline std::string read_until_closed(int fd) {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 20000) <= 0)
+            return out + "<timeout>";
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return out;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+/// An HTTP/1.1 answer: status 0 if none came.
+struct http_answer {
+    int status = 0;
+    std::string head;
+    std::string body;
+};
+
+/// One HTTP/1.1 request to 127.0.0.1:port, answered and closed (Connection: close).
+inline http_answer http(std::uint16_t port, const std::string& method, const std::string& target) {
+    auto c = test_client::connect(port);
+    const auto request =
+        method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    c.send_raw(std::as_bytes(std::span{request}));
+    const auto all = read_until_closed(c.fd());
+    http_answer a;
+    const auto end = all.find("\r\n\r\n");
+    if (all.rfind("HTTP/1.1 ", 0) != 0 || end == std::string::npos)
+        return a;
+    a.status = std::stoi(all.substr(9, 3));
+    a.head = all.substr(0, end);
+    a.body = all.substr(end + 4);
+    return a;
+}
 
 } // namespace ferry::test
