@@ -1,9 +1,12 @@
 """Checks shared by install_test.py and deb_test.py: man pages, bash completion, and a download
 from the installed ferryd with the installed ferry. Python 3 standard library only."""
 
+import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 from servers import start_with_port_file  # noqa: E402
@@ -81,12 +84,26 @@ def stop(server):
     expect(status == 0, f"ferryd exited {status} after SIGTERM: {server.log()}")
 
 
-def main(test):
-    """Runs test(); prints PASS or FAIL with the reason; exit 0, 1, or 77 for a skip."""
+def main(test, tool):
+    """The command line of a test (TOOL, --build-dir, --keep), then test(args, work) in a
+    fresh temp dir, removed afterwards unless --keep. Prints PASS or FAIL with the reason and
+    exits 0, 1, or 77 for a skip."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument(tool, required=True)
+    parser.add_argument("--build-dir", required=True)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="ferry-" + os.path.basename(sys.argv[0]).split("_")[0] + "-")
     try:
-        status = test()
+        status = test(args, work)
     except (Failure, subprocess.TimeoutExpired, RuntimeError, OSError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
-        return 1
-    print("PASS" if status == 0 else "SKIP (see above)")
-    return status
+        status = 1
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if status != 1:
+        print("PASS" if status == 0 else "SKIP (see above)")
+    sys.exit(status)

@@ -9,14 +9,12 @@ removed and purged: nothing of it stays. Otherwise that part is skipped (exit 77
     deb_test.py --cpack CPACK --build-dir BUILD
 """
 
-import argparse
 import glob
 import os
 import shlex
 import shutil
 import stat
 import sys
-import tempfile
 
 import checks
 from checks import expect, run, start_with_port_file
@@ -156,32 +154,20 @@ def install_and_purge(deb, work):
         expect(not os.path.exists(SERVED), f"dpkg --purge left the empty {SERVED}")
 
 
-def test(args):
-    work = tempfile.mkdtemp(prefix="ferry-deb-")
+def test(args, work):
     os.chmod(work, 0o755)  # the unprivileged ferryd reaches its port-file directory
-    try:
-        deb = build_package(args.cpack, args.build_dir, os.path.join(work, "package"))
-        check_package(deb, work)
-        print(f"package ok: {os.path.basename(deb)}")
-        if os.geteuid() != 0:
-            print("SKIP: not root: the package is not installed", file=sys.stderr)
-            return checks.SKIP
-        if installed():
-            print("SKIP: a package named ferry is installed: not replaced", file=sys.stderr)
-            return checks.SKIP
-        install_and_purge(deb, work)
-        return 0
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    deb = build_package(args.cpack, args.build_dir, os.path.join(work, "package"))
+    check_package(deb, work)
+    print(f"package ok: {os.path.basename(deb)}")
+    if os.geteuid() != 0:
+        print("SKIP: not root: the package is not installed", file=sys.stderr)
+        return checks.SKIP
+    if installed():
+        print("SKIP: a package named ferry is installed: not replaced", file=sys.stderr)
+        return checks.SKIP
+    install_and_purge(deb, work)
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cpack", required=True)
-    parser.add_argument("--build-dir", required=True)
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-    arguments = parser.parse_args()
-    sys.exit(checks.main(lambda: test(arguments)))
+    checks.main(test, "--cpack")

@@ -9,11 +9,7 @@ Nothing is written outside the temp dir (the prefix is not /usr, so the configur
 PREFIX/etc, not /etc); ferryd binds 127.0.0.1 port 0 and is stopped by its PID.
 """
 
-import argparse
 import os
-import shutil
-import sys
-import tempfile
 
 import checks
 from checks import expect, run, start_with_port_file
@@ -53,48 +49,36 @@ def check_unit(prefix):
            "the unit's Documentation= does not name the installed docs")
 
 
-def test(args):
-    work = tempfile.mkdtemp(prefix="ferry-install-")
-    try:
-        prefix = os.path.join(work, "prefix")
-        install(args.cmake, args.build_dir, prefix)
-        check_files(prefix)
-        check_unit(prefix)
-        for page in checks.MAN_PAGES:
-            checks.check_man_page(os.path.join(prefix, "share/man", page))
-        completions = os.path.join(prefix, "share/bash-completion/completions")
-        checks.check_completions(os.path.join(completions, "ferry"),
-                                 os.path.join(completions, "ferryd"))
+def test(args, work):
+    prefix = os.path.join(work, "prefix")
+    install(args.cmake, args.build_dir, prefix)
+    check_files(prefix)
+    check_unit(prefix)
+    for page in checks.MAN_PAGES:
+        checks.check_man_page(os.path.join(prefix, "share/man", page))
+    completions = os.path.join(prefix, "share/bash-completion/completions")
+    checks.check_completions(os.path.join(completions, "ferry"),
+                             os.path.join(completions, "ferryd"))
 
-        ferryd, ferry = os.path.join(prefix, "bin/ferryd"), os.path.join(prefix, "bin/ferry")
-        root = os.path.join(work, "root")
-        os.mkdir(root)
-        content = os.urandom(300 * 1024)
-        with open(os.path.join(root, "file.bin"), "wb") as f:
-            f.write(content)
-        # The installed configuration is valid (its root replaced: /srv/ferry may not exist).
-        r = run([ferryd, "--config", os.path.join(prefix, "etc/ferry/ferryd.conf"),
-                 "--check-config", root])
-        expect(r.returncode == 0, f"ferryd --check-config on the installed file: {r.stderr}")
+    ferryd, ferry = os.path.join(prefix, "bin/ferryd"), os.path.join(prefix, "bin/ferry")
+    root = os.path.join(work, "root")
+    os.mkdir(root)
+    content = os.urandom(300 * 1024)
+    with open(os.path.join(root, "file.bin"), "wb") as f:
+        f.write(content)
+    # The installed configuration is valid (its root replaced: /srv/ferry may not exist).
+    r = run([ferryd, "--config", os.path.join(prefix, "etc/ferry/ferryd.conf"),
+             "--check-config", root])
+    expect(r.returncode == 0, f"ferryd --check-config on the installed file: {r.stderr}")
 
-        port_file = os.path.join(work, "ferryd.port")
-        with start_with_port_file([ferryd, root, "--listen", "127.0.0.1:0", "--port-file",
-                                   port_file, "--drain-timeout", "5"],
-                                  port_file, os.path.join(work, "ferryd.log")) as server:
-            checks.download_and_compare(server, ferry, "file.bin", content, work)
-            checks.stop(server)
-        return 0
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    port_file = os.path.join(work, "ferryd.port")
+    with start_with_port_file([ferryd, root, "--listen", "127.0.0.1:0", "--port-file",
+                               port_file, "--drain-timeout", "5"],
+                              port_file, os.path.join(work, "ferryd.log")) as server:
+        checks.download_and_compare(server, ferry, "file.bin", content, work)
+        checks.stop(server)
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cmake", required=True)
-    parser.add_argument("--build-dir", required=True)
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-    arguments = parser.parse_args()
-    sys.exit(checks.main(lambda: test(arguments)))
+    checks.main(test, "--cmake")

@@ -94,21 +94,6 @@ TEST(Operations, MetricsCountWhatWasServedAndPassPromtool) {
     EXPECT_EQ(server.stop(), 0);
 }
 
-/// A port that was free a moment ago (for a program that cannot take port 0 and say which
-/// port it got).
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-        throw std::runtime_error("no free port");
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
 TEST(Operations, ARealPrometheusScrapesTheMetrics) {
     const std::string prometheus = "/usr/bin/prometheus";
     ASSERT_EQ(::access(prometheus.c_str(), X_OK), 0) << "scripts/deps installs prometheus";

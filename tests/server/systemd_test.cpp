@@ -53,19 +53,6 @@ std::vector<std::uint16_t> wait_for_ports(const std::filesystem::path& file, chi
     return ports;
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the caller retries if it is taken since).
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-        throw std::runtime_error("cannot find a free port");
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 /// systemd-socket-activate listening on 127.0.0.1 at one free port per name (--fdname), which
 /// runs `command` at the first connection. It cannot take port 0: a port taken between

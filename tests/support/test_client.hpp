@@ -241,4 +241,18 @@ inline http_answer http(std::uint16_t port, const std::string& method, const std
     return a;
 }
 
+/// A free TCP port on 127.0.0.1 (free when asked; the caller retries if it is taken since).
+inline std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        throw std::runtime_error("cannot find a free port");
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
 } // namespace ferry::test
