@@ -1,7 +1,7 @@
 #include "ferry/server/server.hpp"
 
-#include "ferry/server/session.hpp"
 #include "ferry/protocol/text.hpp"
+#include "ferry/server/session.hpp"
 #include "ferry/server/systemd.hpp"
 #include "ferry/transport/asio.hpp"
 
