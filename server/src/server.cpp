@@ -88,6 +88,7 @@ server::server(server_config config, server_loggers loggers, inherited_sockets i
     for (unsigned i = 0; i < config_->threads; ++i)
         workers_.push_back(std::make_unique<worker>(*this, config_));
     open_admin_listener(inherited.admin);
+    open_agent_responder();
     if (!inherited.data.empty()) {
         // systemd holds the sockets (and their backlog) across restarts: they replace --listen.
         std::vector<std::string> where;
@@ -141,10 +142,40 @@ void server::open_admin_listener(std::optional<int> inherited) {
                                [this]() -> std::optional<std::string> {
                                    if (draining_)
                                        return "draining: not accepting connections";
+                                   if (maintenance_)
+                                       return "maintenance";
                                    if (auto why = resolver_.root_problem())
                                        return "root unusable: " + *why;
                                    return std::nullopt;
+                               },
+                               [this] { return maintenance_; },
+                               [this](bool on) {
+                                   if (on != maintenance_)
+                                       log_.server->info("maintenance {} (admin listener)",
+                                                         on ? "on" : "off");
+                                   maintenance_ = on;
                                }},
+        *log_.server);
+}
+
+void server::open_agent_responder() {
+    if (!config_->agent_listen)
+        return;
+    const auto& at = *config_->agent_listen;
+    asio::ip::tcp::acceptor a{main_, at.protocol()};
+    a.set_option(asio::socket_base::reuse_address(true));
+    if (at.address().is_v6())
+        a.set_option(asio::ip::v6_only(true));
+    error_code ec;
+    if (a.bind(at, ec); ec)
+        throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
+                                        std::to_string(at.port()) + " (agent-listen)");
+    a.listen();
+    agent_ = std::make_unique<agent_responder>(
+        main_, std::move(a),
+        [this] {
+            return agent_state{maintenance_, draining_, limits_.active(), limits_.max_total()};
+        },
         *log_.server);
 }
 
@@ -163,8 +194,10 @@ void server::write_port_file() const {
         std::ofstream out{tmp, std::ios::trunc};
         for (auto p : ports_)
             out << p << '\n';
-        if (admin_) // last: the listen ports keep their lines
+        if (admin_) // after them: the listen ports keep their lines
             out << admin_->port() << '\n';
+        if (agent_)
+            out << agent_->port() << '\n';
         if (!out.flush())
             throw std::system_error(errno, std::generic_category(), "cannot write " + tmp);
     }
@@ -361,8 +394,12 @@ int server::run() {
 
     if (admin_) {
         admin_->start();
-        log_.server->info("admin listener (/metrics, /healthz, /readyz) on port {}",
+        log_.server->info("admin listener (/metrics, /healthz, /readyz, /maint) on port {}",
                           admin_->port());
+    }
+    if (agent_) {
+        agent_->start();
+        log_.server->info("HAProxy agent-check responder on port {}", agent_->port());
     }
     asio::co_spawn(main, on_hangup(hangup), task_done{"reloader", log_.server.get()});
     asio::cancellation_signal stop_supervisor;
@@ -379,6 +416,8 @@ int server::run() {
                     hangup.cancel();
                     if (admin_)
                         admin_->stop();
+                    if (agent_)
+                        agent_->stop();
                 }
             });
         });
