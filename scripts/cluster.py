@@ -249,7 +249,7 @@ Ctrl-C stops everything.""", flush=True)
                   f"{run_dir})", file=sys.stderr)
             return 1
     except KeyboardInterrupt:
-        print("stopping", file=sys.stderr)
+        print(f"stopped (configuration and logs kept in {run_dir})", file=sys.stderr)
         return 0
     except RuntimeError as e:
         print(f"scripts/cluster: {e}", file=sys.stderr)

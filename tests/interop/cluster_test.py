@@ -158,8 +158,9 @@ def cluster_checks(args, work, c, files):
     check(admin(home, "DELETE", "/maint") == "maintenance off\n", "DELETE /maint")
     check(eventually(lambda: c.status().get(key) == "UP"),
           f"{home.name} did not come back: {c.status()}")
-    get(c, "/a.bin")
-    check(served(home)["/a.bin"] == 13, f"/a.bin did not return to {home.name}")
+    # (UP may show a moment before the node is back on the hash ring: ask until it is.)
+    check(eventually(lambda: get(c, "/a.bin")[0] == 200 and served(home)["/a.bin"] > 12),
+          f"/a.bin did not return to {home.name}: {c.status()}")
     print(f"ok: {home.name} back in service, /a.bin on it again")
 
 
