@@ -3,9 +3,9 @@
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/asio.hpp"
 #include "ferry/transport/with_timeout.hpp"
+#include "task_done.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -76,15 +76,7 @@ admin_listener::admin_listener(asio::io_context& ctx, asio::ip::tcp::acceptor ac
     : ctx_(ctx), acceptor_(std::move(acceptor)), probes_(std::move(p)), log_(log) {}
 
 void admin_listener::start() {
-    asio::co_spawn(ctx_, accept_loop(), [this](std::exception_ptr e) {
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            log_.error("admin listener failed: {}", ex.what());
-        }
-    });
+    asio::co_spawn(ctx_, accept_loop(), task_done{"admin listener", &log_});
 }
 
 void admin_listener::stop() {
@@ -131,7 +123,8 @@ asio::awaitable<void> admin_listener::accept_loop() {
             socket.close(ignored);
             continue;
         }
-        asio::co_spawn(ctx_, serve(std::move(socket), ++next_id_), asio::detached);
+        asio::co_spawn(ctx_, serve(std::move(socket), ++next_id_),
+                       task_done{"admin connection", &log_});
     }
 }
 

@@ -2,11 +2,11 @@
 
 #include "ferry/transport/asio.hpp"
 #include "ferry/transport/with_timeout.hpp"
+#include "task_done.hpp"
 
 #include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -38,15 +38,7 @@ agent_responder::agent_responder(asio::io_context& ctx, asio::ip::tcp::acceptor 
     : ctx_(ctx), acceptor_(std::move(acceptor)), state_(std::move(state)), log_(log) {}
 
 void agent_responder::start() {
-    asio::co_spawn(ctx_, accept_loop(), [this](std::exception_ptr e) {
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            log_.error("agent listener failed: {}", ex.what());
-        }
-    });
+    asio::co_spawn(ctx_, accept_loop(), task_done{"agent listener", &log_});
 }
 
 void agent_responder::stop() {
@@ -72,7 +64,7 @@ asio::awaitable<void> agent_responder::accept_loop() {
             socket.close(ignored);
             continue;
         }
-        asio::co_spawn(ctx_, answer(std::move(socket)), asio::detached);
+        asio::co_spawn(ctx_, answer(std::move(socket)), task_done{"agent check", &log_});
     }
 }
 

@@ -4,6 +4,7 @@
 #include "ferry/protocol/text.hpp"
 #include "ferry/server/systemd.hpp"
 #include "ferry/transport/asio.hpp"
+#include "task_done.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,21 +26,6 @@ using transport::error_code;
 using transport::use_nothrow;
 
 namespace {
-
-/// The completion handler of the other tasks (accept loops, refusals, the supervisor).
-struct task_done {
-    const char* what;
-    spdlog::logger* log;
-    void operator()(std::exception_ptr e) const {
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            log->error("{} failed: {}", what, ex.what());
-        }
-    }
-};
 
 asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp::endpoint& at,
                                       bool first) {
@@ -68,6 +54,22 @@ asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp
     if (a.bind(at, ec); ec)
         throw fail(ec);
     a.listen(asio::socket_base::max_listen_connections);
+    return a;
+}
+
+/// A listener of the main thread (admin, agent) on `at`, named by its `option` in errors: one
+/// socket, no SO_REUSEPORT (a second ferryd on the same address is an error).
+asio::ip::tcp::acceptor main_thread_listener(asio::io_context& ctx,
+                                             const asio::ip::tcp::endpoint& at, const char* option) {
+    asio::ip::tcp::acceptor a{ctx, at.protocol()};
+    a.set_option(asio::socket_base::reuse_address(true));
+    if (at.address().is_v6())
+        a.set_option(asio::ip::v6_only(true));
+    error_code ec;
+    if (a.bind(at, ec); ec)
+        throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
+                                        std::to_string(at.port()) + " (" + option + ")");
+    a.listen();
     return a;
 }
 
@@ -123,16 +125,7 @@ void server::open_admin_listener(std::optional<int> inherited) {
         a = adopt_listener(main_, *inherited);
         ::close(*inherited);
     } else if (config_->admin_listen) {
-        const auto& at = *config_->admin_listen;
-        a.open(at.protocol());
-        a.set_option(asio::socket_base::reuse_address(true));
-        if (at.address().is_v6())
-            a.set_option(asio::ip::v6_only(true));
-        error_code ec;
-        if (a.bind(at, ec); ec)
-            throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
-                                            std::to_string(at.port()) + " (admin-listen)");
-        a.listen();
+        a = main_thread_listener(main_, *config_->admin_listen, "admin-listen");
     } else {
         return;
     }
@@ -161,18 +154,8 @@ void server::open_admin_listener(std::optional<int> inherited) {
 void server::open_agent_responder() {
     if (!config_->agent_listen)
         return;
-    const auto& at = *config_->agent_listen;
-    asio::ip::tcp::acceptor a{main_, at.protocol()};
-    a.set_option(asio::socket_base::reuse_address(true));
-    if (at.address().is_v6())
-        a.set_option(asio::ip::v6_only(true));
-    error_code ec;
-    if (a.bind(at, ec); ec)
-        throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
-                                        std::to_string(at.port()) + " (agent-listen)");
-    a.listen();
     agent_ = std::make_unique<agent_responder>(
-        main_, std::move(a),
+        main_, main_thread_listener(main_, *config_->agent_listen, "agent-listen"),
         [this] {
             return agent_state{maintenance_, draining_, limits_.active(), limits_.max_total()};
         },
