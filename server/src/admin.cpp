@@ -3,9 +3,9 @@
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/asio.hpp"
 #include "ferry/transport/with_timeout.hpp"
+#include "task_done.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -28,9 +28,12 @@ struct answer {
     bhttp::status status;
     std::string content_type;
     std::string body;
+    std::string_view allow = "GET, HEAD"; ///< the methods of the path, for a 405
 };
 
-answer route(std::string_view target, const admin_listener::probes& probes) {
+constexpr std::string_view text = "text/plain; charset=utf-8";
+
+answer route(bhttp::verb method, std::string_view target, const admin_listener::probes& probes) {
     // The absolute form (`GET http://host:port/metrics`, from a proxy) names the same path.
     for (std::string_view scheme : {"http://", "https://"})
         if (target.substr(0, scheme.size()) == scheme) {
@@ -38,17 +41,32 @@ answer route(std::string_view target, const admin_listener::probes& probes) {
             target = slash == std::string_view::npos ? "/" : target.substr(slash);
         }
     const auto path = target.substr(0, target.find('?'));
+    const bool get = method == bhttp::verb::get || method == bhttp::verb::head;
+    if (path == "/maint") {
+        if (method == bhttp::verb::post || method == bhttp::verb::delete_) {
+            probes.set_maintenance(method == bhttp::verb::post);
+            return {bhttp::status::ok, std::string{text},
+                    method == bhttp::verb::post ? "maintenance on\n" : "maintenance off\n"};
+        }
+        if (get)
+            return {bhttp::status::ok, std::string{text}, probes.maintenance() ? "on\n" : "off\n"};
+        return {bhttp::status::method_not_allowed, std::string{text},
+                "method not allowed: GET, HEAD, POST or DELETE\n", "GET, HEAD, POST, DELETE"};
+    }
+    if (!get)
+        return {bhttp::status::method_not_allowed, std::string{text},
+                "method not allowed: GET or HEAD\n"};
     if (path == "/metrics")
         return {bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", probes.metrics()};
     if (path == "/healthz")
-        return {bhttp::status::ok, "text/plain; charset=utf-8", "ok\n"};
+        return {bhttp::status::ok, std::string{text}, "ok\n"};
     if (path == "/readyz") {
         if (auto why = probes.unready())
-            return {bhttp::status::service_unavailable, "text/plain; charset=utf-8", *why + "\n"};
-        return {bhttp::status::ok, "text/plain; charset=utf-8", "ready\n"};
+            return {bhttp::status::service_unavailable, std::string{text}, *why + "\n"};
+        return {bhttp::status::ok, std::string{text}, "ready\n"};
     }
-    return {bhttp::status::not_found, "text/plain; charset=utf-8",
-            "not found: this is ferryd's admin listener (/metrics, /healthz, /readyz)\n"};
+    return {bhttp::status::not_found, std::string{text},
+            "not found: this is ferryd's admin listener (/metrics, /healthz, /readyz, /maint)\n"};
 }
 
 } // namespace
@@ -58,15 +76,7 @@ admin_listener::admin_listener(asio::io_context& ctx, asio::ip::tcp::acceptor ac
     : ctx_(ctx), acceptor_(std::move(acceptor)), probes_(std::move(p)), log_(log) {}
 
 void admin_listener::start() {
-    asio::co_spawn(ctx_, accept_loop(), [this](std::exception_ptr e) {
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            log_.error("admin listener failed: {}", ex.what());
-        }
-    });
+    asio::co_spawn(ctx_, accept_loop(), task_done{"admin listener", &log_});
 }
 
 void admin_listener::stop() {
@@ -113,7 +123,8 @@ asio::awaitable<void> admin_listener::accept_loop() {
             socket.close(ignored);
             continue;
         }
-        asio::co_spawn(ctx_, serve(std::move(socket), ++next_id_), asio::detached);
+        asio::co_spawn(ctx_, serve(std::move(socket), ++next_id_),
+                       task_done{"admin connection", &log_});
     }
 }
 
@@ -154,18 +165,13 @@ asio::awaitable<void> admin_listener::serve(asio::ip::tcp::socket socket, std::u
         }
         const auto& req = parser.get();
         const bool head = req.method() == bhttp::verb::head;
-        answer a;
-        if (req.method() != bhttp::verb::get && !head)
-            a = {bhttp::status::method_not_allowed, "text/plain; charset=utf-8",
-                 "method not allowed: GET or HEAD\n"};
-        else
-            a = route({req.target().data(), req.target().size()}, probes_);
+        auto a = route(req.method(), {req.target().data(), req.target().size()}, probes_);
         bhttp::response<bhttp::string_body> res{a.status, req.version()};
         res.set(bhttp::field::server, "ferryd/" FERRY_VERSION);
         res.set(bhttp::field::content_type, a.content_type);
         res.set(bhttp::field::cache_control, "no-store");
         if (a.status == bhttp::status::method_not_allowed)
-            res.set(bhttp::field::allow, "GET, HEAD");
+            res.set(bhttp::field::allow, a.allow);
         res.body() = std::move(a.body);
         res.prepare_payload(); // Content-Length of the body, for HEAD too
         if (head)

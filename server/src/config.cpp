@@ -127,6 +127,9 @@ po::options_description serving_options() {
         "admin-listen", po::value<std::string>(),
         "serve /metrics (Prometheus), /healthz and /readyz on this HOST:PORT (off by default; "
         "never the public port)")(
+        "agent-listen", po::value<std::string>(),
+        "answer HAProxy agent checks on this HOST:PORT: 'ready NN%', 'drain' or 'maint' (off "
+        "by default)")(
         "user", po::value<std::string>(),
         "when started as root: run as this user (and its groups) once the ports are bound");
     return serving;
@@ -197,6 +200,21 @@ server_config to_config(const po::variables_map& vm, const option_names& opt) {
                 throw config_error(opt("admin-listen") +
                                    " must differ from every listen address: metrics are not "
                                    "for the public port");
+    }
+    if (vm.count("agent-listen")) {
+        try {
+            c.agent_listen = parse_listen_address(vm["agent-listen"].as<std::string>());
+        } catch (const config_error& e) {
+            throw config_error(opt("agent-listen") + " " + e.what());
+        }
+        auto others = c.listen;
+        if (c.admin_listen)
+            others.push_back(*c.admin_listen);
+        for (const auto& l : others)
+            if (l.port() != 0 && l == *c.agent_listen)
+                throw config_error(opt("agent-listen") +
+                                   " must differ from every listen address and from " +
+                                   opt("admin-listen"));
     }
     if (vm.count("user")) {
         c.user = vm["user"].as<std::string>();
@@ -400,6 +418,7 @@ server_config reloadable_part(const server_config& running, server_config next,
     keep(&server_config::access_log, "access-log");
     keep(&server_config::access_format, "access-log-format");
     keep(&server_config::admin_listen, "admin-listen");
+    keep(&server_config::agent_listen, "agent-listen");
     keep(&server_config::user, "user");
     return next;
 }

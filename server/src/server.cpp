@@ -4,6 +4,7 @@
 #include "ferry/server/session.hpp"
 #include "ferry/server/systemd.hpp"
 #include "ferry/transport/asio.hpp"
+#include "task_done.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,21 +26,6 @@ using transport::error_code;
 using transport::use_nothrow;
 
 namespace {
-
-/// The completion handler of the other tasks (accept loops, refusals, the supervisor).
-struct task_done {
-    const char* what;
-    spdlog::logger* log;
-    void operator()(std::exception_ptr e) const {
-        if (!e)
-            return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            log->error("{} failed: {}", what, ex.what());
-        }
-    }
-};
 
 asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp::endpoint& at,
                                       bool first) {
@@ -71,6 +57,22 @@ asio::ip::tcp::acceptor make_acceptor(asio::io_context& ctx, const asio::ip::tcp
     return a;
 }
 
+/// A listener of the main thread (admin, agent) on `at`, named by its `option` in errors: one
+/// socket, no SO_REUSEPORT (a second ferryd on the same address is an error).
+asio::ip::tcp::acceptor main_thread_listener(asio::io_context& ctx,
+                                             const asio::ip::tcp::endpoint& at, const char* option) {
+    asio::ip::tcp::acceptor a{ctx, at.protocol()};
+    a.set_option(asio::socket_base::reuse_address(true));
+    if (at.address().is_v6())
+        a.set_option(asio::ip::v6_only(true));
+    error_code ec;
+    if (a.bind(at, ec); ec)
+        throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
+                                        std::to_string(at.port()) + " (" + option + ")");
+    a.listen();
+    return a;
+}
+
 } // namespace
 
 server::worker::worker(server& s, std::shared_ptr<const server_config> c)
@@ -88,6 +90,7 @@ server::server(server_config config, server_loggers loggers, inherited_sockets i
     for (unsigned i = 0; i < config_->threads; ++i)
         workers_.push_back(std::make_unique<worker>(*this, config_));
     open_admin_listener(inherited.admin);
+    open_agent_responder();
     if (!inherited.data.empty()) {
         // systemd holds the sockets (and their backlog) across restarts: they replace --listen.
         std::vector<std::string> where;
@@ -122,16 +125,7 @@ void server::open_admin_listener(std::optional<int> inherited) {
         a = adopt_listener(main_, *inherited);
         ::close(*inherited);
     } else if (config_->admin_listen) {
-        const auto& at = *config_->admin_listen;
-        a.open(at.protocol());
-        a.set_option(asio::socket_base::reuse_address(true));
-        if (at.address().is_v6())
-            a.set_option(asio::ip::v6_only(true));
-        error_code ec;
-        if (a.bind(at, ec); ec)
-            throw std::system_error(ec, "cannot listen on " + at.address().to_string() + ":" +
-                                            std::to_string(at.port()) + " (admin-listen)");
-        a.listen();
+        a = main_thread_listener(main_, *config_->admin_listen, "admin-listen");
     } else {
         return;
     }
@@ -141,10 +135,30 @@ void server::open_admin_listener(std::optional<int> inherited) {
                                [this]() -> std::optional<std::string> {
                                    if (draining_)
                                        return "draining: not accepting connections";
+                                   if (maintenance_)
+                                       return "maintenance";
                                    if (auto why = resolver_.root_problem())
                                        return "root unusable: " + *why;
                                    return std::nullopt;
+                               },
+                               [this] { return maintenance_; },
+                               [this](bool on) {
+                                   if (on != maintenance_)
+                                       log_.server->info("maintenance {} (admin listener)",
+                                                         on ? "on" : "off");
+                                   maintenance_ = on;
                                }},
+        *log_.server);
+}
+
+void server::open_agent_responder() {
+    if (!config_->agent_listen)
+        return;
+    agent_ = std::make_unique<agent_responder>(
+        main_, main_thread_listener(main_, *config_->agent_listen, "agent-listen"),
+        [this] {
+            return agent_state{maintenance_, draining_, limits_.active(), limits_.max_total()};
+        },
         *log_.server);
 }
 
@@ -163,8 +177,10 @@ void server::write_port_file() const {
         std::ofstream out{tmp, std::ios::trunc};
         for (auto p : ports_)
             out << p << '\n';
-        if (admin_) // last: the listen ports keep their lines
+        if (admin_) // after them: the listen ports keep their lines
             out << admin_->port() << '\n';
+        if (agent_)
+            out << agent_->port() << '\n';
         if (!out.flush())
             throw std::system_error(errno, std::generic_category(), "cannot write " + tmp);
     }
@@ -361,8 +377,12 @@ int server::run() {
 
     if (admin_) {
         admin_->start();
-        log_.server->info("admin listener (/metrics, /healthz, /readyz) on port {}",
+        log_.server->info("admin listener (/metrics, /healthz, /readyz, /maint) on port {}",
                           admin_->port());
+    }
+    if (agent_) {
+        agent_->start();
+        log_.server->info("HAProxy agent-check responder on port {}", agent_->port());
     }
     asio::co_spawn(main, on_hangup(hangup), task_done{"reloader", log_.server.get()});
     asio::cancellation_signal stop_supervisor;
@@ -379,6 +399,8 @@ int server::run() {
                     hangup.cancel();
                     if (admin_)
                         admin_->stop();
+                    if (agent_)
+                        agent_->stop();
                 }
             });
         });

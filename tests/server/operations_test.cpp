@@ -185,6 +185,81 @@ TEST(Operations, IdleAdminConnectionsCannotLockTheScraperOut) {
     EXPECT_EQ(server.stop(), 0);
 }
 
+/// The line the agent-check responder on `port` writes before it closes.
+std::string agent_check(std::uint16_t port) {
+    auto c = test_client::connect(port);
+    // HAProxy may send a line of its own (agent-send): the answer must still arrive whole.
+    const std::string hello = "hello\n";
+    c.send_raw(std::as_bytes(std::span{hello}));
+    return read_until_closed(c.fd());
+}
+
+TEST(Operations, TheAgentSaysReadyWithAWeightFromTheLoadThenMaintThenDrain) {
+    temp_dir root;
+    write_file(root / "big", std::string(4 << 20, 'x'));
+    write_file(root / "small", "x");
+    ferryd_process server{root.path(),
+                          {"--admin-listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
+                           "--max-connections", "4", "--rate-limit", "262144"}};
+    const auto admin = server.port(1);
+    const auto agent = server.port(2); // the port file: listen, admin, agent
+    EXPECT_EQ(agent_check(agent), "ready 100%\n");
+
+    // Two idle connections of four: half the weight.
+    auto a = test_client::connect(server.port());
+    auto b = test_client::connect(server.port());
+    EXPECT_TRUE(eventually([&] { return agent_check(agent) == "ready 50%\n"; }))
+        << agent_check(agent);
+
+    // Maintenance, on demand: the agent says maint and /readyz fails until it is cleared.
+    EXPECT_EQ(http(admin, "GET", "/maint").body, "off\n");
+    const auto on = http(admin, "POST", "/maint");
+    EXPECT_EQ(on.status, 200);
+    EXPECT_EQ(on.body, "maintenance on\n");
+    EXPECT_EQ(agent_check(agent), "maint\n");
+    EXPECT_EQ(http(admin, "GET", "/maint").body, "on\n");
+    const auto ready = http(admin, "GET", "/readyz");
+    EXPECT_EQ(ready.status, 503);
+    EXPECT_EQ(ready.body, "maintenance\n");
+    EXPECT_EQ(http(admin, "GET", "/healthz").status, 200);
+    // Files are still served: maintenance only asks the balancer to stop sending work.
+    EXPECT_EQ(http(server.port(), "GET", "/small").body, "x");
+    const auto put = http(admin, "PUT", "/maint");
+    EXPECT_EQ(put.status, 405);
+    EXPECT_NE(put.head.find("\r\nAllow: GET, HEAD, POST, DELETE"), std::string::npos) << put.head;
+    EXPECT_EQ(http(admin, "DELETE", "/maint").body, "maintenance off\n");
+    EXPECT_EQ(http(admin, "GET", "/readyz").status, 200);
+    a.close();
+    b.close();
+    EXPECT_TRUE(eventually([&] { return agent_check(agent) == "ready 100%\n"; }));
+
+    // Draining (a rate-limited transfer keeps it going): drain.
+    auto busy = test_client::connect(server.port());
+    busy.send(fp::get_request{"big", 0, fp::to_end, std::nullopt});
+    (void)busy.read<fp::get_header>();
+    server.process().signal(SIGTERM);
+    EXPECT_TRUE(eventually([&] { return agent_check(agent) == "drain\n"; }));
+    // Maintenance wins over the drain.
+    EXPECT_EQ(http(admin, "POST", "/maint").status, 200);
+    EXPECT_EQ(agent_check(agent), "maint\n");
+    busy.close();
+    EXPECT_EQ(server.process().wait_exit(std::chrono::seconds(30)), 0);
+}
+
+TEST(Operations, TheAgentListenerIsNeverAListenOrAdminAddress) {
+    temp_dir root;
+    auto same = run({bin("ferryd"), root.path().string(), "--admin-listen", "127.0.0.1:9878",
+                     "--agent-listen", "127.0.0.1:9878", "--check-config"});
+    EXPECT_EQ(same.code, 2);
+    EXPECT_NE(same.output.find("--agent-listen must differ from every listen address and from "
+                               "--admin-listen"),
+              std::string::npos)
+        << same.output;
+    auto bad = run({bin("ferryd"), root.path().string(), "--agent-listen", "nowhere"});
+    EXPECT_EQ(bad.code, 2);
+    EXPECT_NE(bad.output.find("--agent-listen nowhere"), std::string::npos) << bad.output;
+}
+
 TEST(Operations, TheAdminListenerIsNeverAListenAddress) {
     temp_dir root;
     auto same = run({bin("ferryd"), root.path().string(), "--listen", "127.0.0.1:7878",

@@ -1,6 +1,7 @@
 // Unit tests of ferryd's parts: path_resolver, normalize, session_registry,
 // connection_limits, rate_limiter, config parsing, and the transport's with_timeout and
 // frame_buffer.
+#include "ferry/server/agent.hpp"
 #include "ferry/server/config.hpp"
 #include "ferry/server/listing_limit.hpp"
 #include "ferry/server/path_resolver.hpp"
@@ -35,6 +36,20 @@ using ferry::transport::error_code;
 using ferry::transport::use_nothrow;
 
 // ---- path_resolver --------------------------------------------------------------------------
+
+TEST(AgentLine, MaintenanceWinsOverDrainAndTheWeightFollowsTheLoad) {
+    using ferry::server::agent_line;
+    using ferry::server::agent_state;
+    EXPECT_EQ(agent_line({true, true, 0, 4}), "maint\n");
+    EXPECT_EQ(agent_line({false, true, 0, 4}), "drain\n");
+    EXPECT_EQ(agent_line({false, false, 0, 4}), "ready 100%\n");
+    EXPECT_EQ(agent_line({false, false, 2, 4}), "ready 50%\n");
+    EXPECT_EQ(agent_line({false, false, 1, 3}), "ready 67%\n");
+    // Full, or over a limit a reload lowered: 1%, never 0% (which would mean drain).
+    EXPECT_EQ(agent_line({false, false, 4, 4}), "ready 1%\n");
+    EXPECT_EQ(agent_line({false, false, 9, 4}), "ready 1%\n");
+    EXPECT_EQ(agent_line({false, false, 0, 0}), "ready 100%\n");
+}
 
 TEST(Normalize, DotSegmentsAreRemovedLexicallyAndMayNotClimbAboveTheRoot) {
     struct row {

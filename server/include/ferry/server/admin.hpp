@@ -2,7 +2,10 @@
 // socket named "admin" from systemd), never the public port. HTTP/1.1 with keep-alive:
 //   GET /metrics  the Prometheus text format (metrics.hpp)
 //   GET /healthz  200 while the process runs
-//   GET /readyz   200 while it serves; 503 while draining, or when the root is unusable
+//   GET /readyz   200 while it serves; 503 while draining, in maintenance, or when the root is
+//                 unusable
+//   POST /maint, DELETE /maint  enter, leave maintenance (the agent says "maint", agent.hpp);
+//                 GET /maint answers "on" or "off"
 // It runs on the main thread's io_context, beside the signal handling, so a scrape never
 // takes time from an I/O thread.
 #pragma once
@@ -24,8 +27,10 @@ namespace asio = boost::asio;
 class admin_listener {
 public:
     struct probes {
-        std::function<std::string()> metrics;             ///< the /metrics body
+        std::function<std::string()> metrics;                ///< the /metrics body
         std::function<std::optional<std::string>()> unready; ///< why /readyz fails, if it does
+        std::function<bool()> maintenance;                   ///< in maintenance?
+        std::function<void(bool)> set_maintenance;           ///< POST (true), DELETE (false)
     };
 
     /// Serves `acceptor` (bound and listening) once start() is called.

@@ -56,6 +56,8 @@ struct server_config {
     access_log_format access_format = access_log_format::text;
     /// The admin listener (/metrics, /healthz, /readyz); none by default.
     std::optional<boost::asio::ip::tcp::endpoint> admin_listen;
+    /// The HAProxy agent-check responder (agent.hpp); none by default.
+    std::optional<boost::asio::ip::tcp::endpoint> agent_listen;
     /// The user to run as after binding, when started as root.
     std::optional<std::string> user;
 

@@ -5,11 +5,13 @@
 // the hot path is shared between threads. A small worker pool (digest_service) runs blocking
 // work. The main thread waits for signals: the first SIGINT/SIGTERM drains, a second one, or
 // the drain timeout, cancels what is left; SIGHUP rereads the configuration and reopens the
-// log files. It also serves the admin listener (/metrics, /healthz, /readyz).
+// log files. It also serves the admin listener (/metrics, /healthz, /readyz, /maint) and the
+// HAProxy agent-check responder.
 // docs/architecture.md tells the whole story.
 #pragma once
 
 #include "ferry/server/admin.hpp"
+#include "ferry/server/agent.hpp"
 #include "ferry/server/config.hpp"
 #include "ferry/server/metrics.hpp"
 #include "ferry/server/digest_service.hpp"
@@ -83,6 +85,8 @@ private:
     asio::awaitable<void> on_hangup(asio::signal_set& hangup);
     /// The admin listener: systemd's socket named admin, else --admin-listen, else none.
     void open_admin_listener(std::optional<int> inherited);
+    /// The agent-check responder (--agent-listen), if there is one.
+    void open_agent_responder();
     /// Rereads the configuration and applies what may change while running.
     void reload();
     /// Runs as `config.user` from now on, if one is set and the process runs as root: once the
@@ -106,8 +110,10 @@ private:
     std::function<server_config()> reread_;
     asio::io_context main_{1}; ///< signals, reloads and the admin listener
     std::unique_ptr<admin_listener> admin_;
+    std::unique_ptr<agent_responder> agent_;
     // The main thread's own state.
     bool draining_ = false;
+    bool maintenance_ = false; ///< POST /maint: the agent says "maint", /readyz 503
     std::uint64_t reloads_ok_ = 0;
     std::uint64_t reloads_failed_ = 0;
     double start_time_ = 0;
