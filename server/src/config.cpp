@@ -4,6 +4,7 @@
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/strict_option.hpp"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <fstream>
@@ -33,6 +34,60 @@ boost::asio::ip::tcp::endpoint parse_listen_address(const std::string& text) {
     if (!port)
         throw config_error(text + ": port must be a number from 0 to 65535");
     return {address, static_cast<unsigned short>(*port)};
+}
+
+namespace {
+
+/// An address's bytes, an IPv4 address in the first four.
+boost::asio::ip::address_v6::bytes_type address_bytes(const boost::asio::ip::address& a) {
+    if (a.is_v6())
+        return a.to_v6().to_bytes();
+    boost::asio::ip::address_v6::bytes_type out{};
+    const auto v4 = a.to_v4().to_bytes();
+    std::copy(v4.begin(), v4.end(), out.begin());
+    return out;
+}
+
+bool bit_set(const boost::asio::ip::address_v6::bytes_type& b, unsigned i) {
+    return (b[i / 8] & (0x80U >> (i % 8))) != 0;
+}
+
+} // namespace
+
+ip_network parse_ip_network(const std::string& text) {
+    const auto slash = text.find('/');
+    if (slash == std::string::npos)
+        throw config_error(text + ": expected ADDRESS/PREFIX, e.g. 10.0.0.0/8 or ::1/128");
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(text.substr(0, slash), ec);
+    if (ec || text.find('%') != std::string::npos)
+        throw config_error(text + ": '" + text.substr(0, slash) + "' is not an IP address literal");
+    const unsigned bits = address.is_v6() ? 128 : 32;
+    const auto prefix_text = text.substr(slash + 1);
+    const auto prefix = protocol::parse_unsigned(prefix_text, bits);
+    if (!prefix || (prefix_text.size() > 1 && prefix_text[0] == '0'))
+        throw config_error(text + ": the prefix length must be a number from 0 to " +
+                           std::to_string(bits));
+    const auto bytes = address_bytes(address);
+    for (auto i = static_cast<unsigned>(*prefix); i < bits; ++i)
+        if (bit_set(bytes, i))
+            throw config_error(text + ": bits are set past the prefix length; write the network "
+                                      "with them cleared, e.g. 10.0.0.0/8");
+    return {address, static_cast<unsigned>(*prefix)};
+}
+
+bool ip_network::contains(const boost::asio::ip::address& a) const {
+    auto candidate = a;
+    if (candidate.is_v6() && candidate.to_v6().is_v4_mapped())
+        candidate = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, candidate.to_v6());
+    if (candidate.is_v4() != address.is_v4())
+        return false;
+    const auto want = address_bytes(address);
+    const auto got = address_bytes(candidate);
+    for (unsigned i = 0; i < prefix; ++i)
+        if (bit_set(want, i) != bit_set(got, i))
+            return false;
+    return true;
 }
 
 namespace {
@@ -131,7 +186,13 @@ po::options_description serving_options() {
         "answer HAProxy agent checks on this HOST:PORT: 'ready NN%', 'drain' or 'maint' (off "
         "by default)")(
         "user", po::value<std::string>(),
-        "when started as root: run as this user (and its groups) once the ports are bound");
+        "when started as root: run as this user (and its groups) once the ports are bound")(
+        "proxy-protocol", po::bool_switch(),
+        "every listener expects a PROXY protocol header (v1 or v2) first, from a "
+        "--trusted-proxy; its client address is the connection's")(
+        "trusted-proxy", po::value<std::vector<std::string>>(),
+        "ADDRESS/PREFIX of load balancers allowed to send a PROXY header (10.0.0.0/8, "
+        "::1/128); repeatable; required with --proxy-protocol");
     return serving;
 }
 
@@ -221,6 +282,15 @@ server_config to_config(const po::variables_map& vm, const option_names& opt) {
         if (c.user->empty())
             throw config_error(opt("user") + " must name a user");
     }
+    c.proxy_protocol = vm["proxy-protocol"].as<bool>();
+    if (vm.count("trusted-proxy"))
+        for (const auto& t : vm["trusted-proxy"].as<std::vector<std::string>>()) {
+            try {
+                c.trusted_proxies.push_back(parse_ip_network(t));
+            } catch (const config_error& e) {
+                throw config_error(opt("trusted-proxy") + " " + e.what());
+            }
+        }
     return c;
 }
 
@@ -354,6 +424,10 @@ server_config configure(po::variables_map& vm, const option_set& o) {
         throw config_error(e.what());
     }
     server_config c = to_config(vm, option_names{"--"});
+    // Checked on the whole configuration, not per line of the file: the two may be apart.
+    if (c.proxy_protocol && c.trusted_proxies.empty())
+        throw config_error("--proxy-protocol needs --trusted-proxy: name the load balancers' "
+                           "addresses, e.g. --trusted-proxy 10.0.0.0/8");
     if (c.root.empty())
         throw config_error("no root directory: give one, e.g. ferryd /srv/files");
     return c;
@@ -420,6 +494,7 @@ server_config reloadable_part(const server_config& running, server_config next,
     keep(&server_config::admin_listen, "admin-listen");
     keep(&server_config::agent_listen, "agent-listen");
     keep(&server_config::user, "user");
+    keep(&server_config::proxy_protocol, "proxy-protocol");
     return next;
 }
 
@@ -447,6 +522,14 @@ std::string describe_changes(const server_config& a, const server_config& b) {
     change("drain-timeout", seconds(a.drain_timeout), seconds(b.drain_timeout));
     change("rate-limit", std::to_string(a.rate_limit), std::to_string(b.rate_limit));
     change("log-level", a.log_level, b.log_level);
+    auto networks = [](const std::vector<ip_network>& list) {
+        std::string text;
+        for (const auto& n : list)
+            text +=
+                (text.empty() ? "" : ",") + n.address.to_string() + "/" + std::to_string(n.prefix);
+        return text.empty() ? std::string{"none"} : text;
+    };
+    change("trusted-proxy", networks(a.trusted_proxies), networks(b.trusted_proxies));
     return out.empty() ? "nothing changed" : out;
 }
 

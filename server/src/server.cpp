@@ -6,6 +6,7 @@
 #include "ferry/transport/asio.hpp"
 #include "task_done.hpp"
 
+#include <algorithm>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -208,20 +209,45 @@ asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& ac
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
         const auto peer = socket.remote_endpoint(ignored);
         const auto id = next_session_id_.fetch_add(1, std::memory_order_relaxed);
-        bool per_address = false;
-        if (const auto refused = limits_.try_acquire(peer.address(), per_address);
-            refused != connection_limits::refusal::none) {
-            w.metrics.refused[refused == connection_limits::refusal::max_connections ? 0 : 1].add();
-            asio::co_spawn(w.ctx,
-                           refuse_busy(stream_socket{std::move(socket)}, w.session,
-                                       {id, peer_name(peer.address(), peer.port())}),
-                           task_done{"refusal", log_.server.get()});
+        if (!w.config->proxy_protocol) {
+            admit(w, stream_socket{std::move(socket)}, id, peer);
             continue;
         }
-        start_session(stream_socket{std::move(socket)}, id, peer.port(),
-                      connection_slot{limits_, peer.address(), per_address}, w.registry,
-                      w.session);
+        const auto& trusted = w.config->trusted_proxies;
+        if (std::none_of(trusted.begin(), trusted.end(),
+                         [&](const ip_network& n) { return n.contains(peer.address()); })) {
+            w.session.log.warn("[conn {}] {} refused: not a trusted proxy", id,
+                               peer_name(peer.address(), peer.port()));
+            socket.close(ignored);
+            continue;
+        }
+        asio::co_spawn(w.ctx, accept_proxied(w, stream_socket{std::move(socket)}, id, peer),
+                       task_done{"PROXY header", log_.server.get()});
     }
+}
+
+asio::awaitable<void> server::accept_proxied(worker& w, stream_socket socket, std::uint64_t id,
+                                             asio::ip::tcp::endpoint proxy) {
+    // Outside the registry: bounded by the request timeout, so a drain waits for it at most that.
+    const auto client = co_await receive_proxy_header(socket, proxy, id, w.session);
+    if (client)
+        admit(w, std::move(socket), id, *client);
+}
+
+void server::admit(worker& w, stream_socket socket, std::uint64_t id,
+                   const asio::ip::tcp::endpoint& client) {
+    bool per_address = false;
+    if (const auto refused = limits_.try_acquire(client.address(), per_address);
+        refused != connection_limits::refusal::none) {
+        w.metrics.refused[refused == connection_limits::refusal::max_connections ? 0 : 1].add();
+        asio::co_spawn(w.ctx,
+                       refuse_busy(std::move(socket), w.session,
+                                   {id, peer_name(client.address(), client.port())}),
+                       task_done{"refusal", log_.server.get()});
+        return;
+    }
+    start_session(std::move(socket), id, client.port(),
+                  connection_slot{limits_, client.address(), per_address}, w.registry, w.session);
 }
 
 asio::awaitable<void> server::supervise(asio::io_context& main, asio::signal_set& signals) {

@@ -1,15 +1,19 @@
-// A connection's life, in one place: accept -> admit (start_session, or refuse_busy over a
-// limit) -> park until readable -> sniff the first byte (0xFE: the Ferry front, anything
-// else: HTTP/1.1) -> that front serves requests while they arrive back to back (serve.hpp) ->
-// park again when idle, or finish: close and log why.
+// A connection's life, in one place: accept -> (--proxy-protocol: a trusted proxy's PROXY
+// header names the client, receive_proxy_header) -> admit the client (start_session, or
+// refuse_busy over a limit) -> park until readable -> sniff the first byte (0xFE: the Ferry
+// front, anything else: HTTP/1.1) -> that front serves requests while they arrive back to back
+// (serve.hpp) -> park again when idle, or finish: close and log why.
 #include "ferry/server/session.hpp"
 
+#include "ferry/protocol/proxy_header.hpp"
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/with_timeout.hpp"
 #include "serve.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <cerrno>
@@ -152,6 +156,69 @@ transport::clock::duration drain_idle_timeout(const server_config& config) {
 std::string peer_name(const asio::ip::address& address, std::uint16_t port) {
     return address.is_v6() ? "[" + address.to_string() + "]:" + std::to_string(port)
                            : address.to_string() + ":" + std::to_string(port);
+}
+
+namespace {
+
+/// The client a complete PROXY header names, or the proxy itself (LOCAL, UNKNOWN).
+asio::ip::tcp::endpoint client_of(const fp::proxy::header& h,
+                                  const asio::ip::tcp::endpoint& proxy) {
+    if (!h.source)
+        return proxy;
+    const auto& s = *h.source;
+    asio::ip::address address;
+    if (s.v6) {
+        const asio::ip::address_v6 v6{s.bytes};
+        // A dual-stack proxy may name an IPv4 client as ::ffff:a.b.c.d: count it as a.b.c.d.
+        address = v6.is_v4_mapped()
+                      ? asio::ip::address{asio::ip::make_address_v4(asio::ip::v4_mapped, v6)}
+                      : asio::ip::address{v6};
+    } else {
+        address = asio::ip::address_v4{{s.bytes[0], s.bytes[1], s.bytes[2], s.bytes[3]}};
+    }
+    return {address, s.port};
+}
+
+} // namespace
+
+asio::awaitable<std::optional<asio::ip::tcp::endpoint>>
+receive_proxy_header(stream_socket& socket, asio::ip::tcp::endpoint proxy, std::uint64_t id,
+                     const session_context& ctx) {
+    const auto closed = [&](spdlog::level::level_enum level, std::string_view why) {
+        ctx.log.log(level, "[conn {}] {} closed: {}", id, peer_name(proxy.address(), proxy.port()),
+                    why);
+        return std::nullopt;
+    };
+    std::array<std::byte, fp::proxy::max_header_length> header;
+    std::size_t taken = 0; // bytes read off the socket: all of them the header's
+    const auto deadline = clock::now() + clock::duration{ctx.config->request_timeout};
+    for (;;) {
+        // Look without taking: the bytes after the header are the client's, for the sniff.
+        auto [ec, n] = co_await with_timeout(
+            socket.async_receive(asio::buffer(header.data() + taken, header.size() - taken),
+                                 stream_socket::message_peek, asio::deferred),
+            deadline - clock::now());
+        if (ec == asio::error::timed_out)
+            co_return closed(spdlog::level::warn, "no PROXY header within the request timeout");
+        if (ec)
+            co_return closed(spdlog::level::info,
+                             describe(ec) + std::string{" before its PROXY header"});
+        const auto parsed = fp::proxy::parse(std::span{header.data(), taken + n});
+        using outcome = fp::proxy::parse_result::outcome;
+        if (parsed.what == outcome::invalid)
+            co_return closed(spdlog::level::warn,
+                             "malformed PROXY header: " + std::string{parsed.error});
+        // Take the header's bytes (they have arrived: the peek saw them). Needing more, every
+        // byte seen is the header's: taking them all makes the next peek wait for new ones.
+        const auto take = parsed.what == outcome::complete ? parsed.consumed - taken : n;
+        error_code read_ec;
+        socket.receive(asio::buffer(header.data() + taken, take), 0, read_ec);
+        if (read_ec)
+            co_return closed(spdlog::level::info, describe(read_ec));
+        taken += take;
+        if (parsed.what == outcome::complete)
+            co_return client_of(parsed.value, proxy);
+    }
 }
 
 void start_session(stream_socket socket, std::uint64_t id, std::uint16_t port, connection_slot slot,

@@ -722,6 +722,30 @@ TEST(Config, DefaultsAndListenAddresses) {
         EXPECT_THROW(fs::parse_listen_address(bad), fs::config_error) << bad;
 }
 
+TEST(Config, TrustedProxyNetworksAreStrictAndMatchByPrefix) {
+    const auto addr = [](const char* a) { return asio::ip::make_address(a); };
+    const auto ten = fs::parse_ip_network("10.0.0.0/8");
+    EXPECT_TRUE(ten.contains(addr("10.255.1.2")));
+    EXPECT_FALSE(ten.contains(addr("11.0.0.1")));
+    EXPECT_TRUE(ten.contains(addr("::ffff:10.1.2.3"))); // IPv4-mapped counts as IPv4
+    EXPECT_FALSE(ten.contains(addr("::1")));
+    const auto one = fs::parse_ip_network("127.0.0.1/32");
+    EXPECT_TRUE(one.contains(addr("127.0.0.1")));
+    EXPECT_FALSE(one.contains(addr("127.0.0.2")));
+    EXPECT_TRUE(fs::parse_ip_network("0.0.0.0/0").contains(addr("203.0.113.7")));
+    EXPECT_FALSE(fs::parse_ip_network("0.0.0.0/0").contains(addr("2001:db8::1")));
+    const auto doc = fs::parse_ip_network("2001:db8::/33");
+    EXPECT_TRUE(doc.contains(addr("2001:db8:7fff::1")));
+    EXPECT_FALSE(doc.contains(addr("2001:db8:8000::1")));
+    EXPECT_TRUE(fs::parse_ip_network("::1/128").contains(addr("::1")));
+    EXPECT_FALSE(fs::parse_ip_network("::1/128").contains(addr("127.0.0.1")));
+    EXPECT_TRUE(fs::parse_ip_network("10.0.0.4/31").contains(addr("10.0.0.5")));
+    for (const auto* bad :
+         {"10.0.0.1/8", "10.0.0.0", "10.0.0.0/33", "10.0.0.0/08", "::1/129", "localhost/32",
+          "10.0.0.0/", "/8", "10.0.0.0/8/8", "fe80::1%lo/128", "2001:db8::1/32", " 10.0.0.0/8"})
+        EXPECT_THROW(fs::parse_ip_network(bad), fs::config_error) << bad;
+}
+
 TEST(Config, TheCommandLineOverridesTheConfigFile) {
     temp_dir d;
     write_file(d / "ferryd.conf",

@@ -32,6 +32,15 @@ enum class access_log_format {
     json, ///< one JSON object per line, every field escaped
 };
 
+/// An address block, "10.0.0.0/8" or "::1/128": the proxies trusted to send a PROXY header.
+struct ip_network {
+    boost::asio::ip::address address; ///< with no bits set past the prefix
+    unsigned prefix = 0;              ///< 0..32 for IPv4, 0..128 for IPv6
+    /// Whether `a` is inside (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    bool contains(const boost::asio::ip::address& a) const;
+    bool operator==(const ip_network&) const = default;
+};
+
 struct server_config {
     std::filesystem::path root; ///< required: ferryd never serves a directory by default
     std::vector<boost::asio::ip::tcp::endpoint> listen; ///< default 127.0.0.1:7878
@@ -60,6 +69,10 @@ struct server_config {
     std::optional<boost::asio::ip::tcp::endpoint> agent_listen;
     /// The user to run as after binding, when started as root.
     std::optional<std::string> user;
+    /// Every listener expects a PROXY protocol header (v1 or v2) first, from a trusted proxy.
+    bool proxy_protocol = false;
+    /// The proxies allowed to connect when proxy_protocol is on (required then; reloadable).
+    std::vector<ip_network> trusted_proxies;
 
     bool operator==(const server_config&) const = default;
 };
@@ -72,6 +85,11 @@ struct config_error : std::runtime_error {
 /// Parses "HOST:PORT": an IPv4 literal, or an IPv6 literal in brackets ("[::1]:7878"). The
 /// config_error's message starts with `text`.
 boost::asio::ip::tcp::endpoint parse_listen_address(const std::string& text);
+
+/// Parses "ADDRESS/PREFIX" strictly: an IP literal, a prefix length in range without leading
+/// zeros, and no bits set past the prefix ("10.0.0.1/8" is an error: 10.0.0.0/8 was meant?).
+/// The config_error's message starts with `text`.
+ip_network parse_ip_network(const std::string& text);
 
 /// What the command line asked for: a configuration to run, or an exit after --help, --version
 /// or --check-config.

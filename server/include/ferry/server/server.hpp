@@ -81,6 +81,12 @@ private:
     };
 
     asio::awaitable<void> accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor);
+    /// --proxy-protocol: the PROXY header names the client, then it is admitted.
+    asio::awaitable<void> accept_proxied(worker& w, stream_socket socket, std::uint64_t id,
+                                         asio::ip::tcp::endpoint proxy);
+    /// Starts a session for `client`, or refuses it (busy) over a connection limit.
+    void admit(worker& w, stream_socket socket, std::uint64_t id,
+               const asio::ip::tcp::endpoint& client);
     asio::awaitable<void> supervise(asio::io_context& main, asio::signal_set& signals);
     asio::awaitable<void> on_hangup(asio::signal_set& hangup);
     /// The admin listener: systemd's socket named admin, else --admin-listen, else none.

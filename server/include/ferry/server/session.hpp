@@ -12,6 +12,7 @@
 #include "ferry/transport/asio.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <spdlog/logger.h>
 #include <string>
 
@@ -36,6 +37,16 @@ struct session_info {
     std::uint64_t id = 0;
     std::string peer;
 };
+
+/// --proxy-protocol, on a connection from a trusted proxy: reads the PROXY header (v1 or v2)
+/// that must come first, within the request timeout, taking exactly its bytes (what follows is
+/// the client's request). Returns the client's address and port the header carries (`proxy`
+/// itself for LOCAL or UNKNOWN: the proxy's own health checks), or nullopt when the header is
+/// malformed, late, or the peer closed first: then it has logged why (`[conn <id>] <proxy>
+/// closed: ...`) and the caller closes the socket. Never throws for network outcomes.
+asio::awaitable<std::optional<asio::ip::tcp::endpoint>>
+receive_proxy_header(stream_socket& socket, asio::ip::tcp::endpoint proxy, std::uint64_t id,
+                     const session_context& ctx);
 
 /// Starts serving a new connection: registers it in `registry` and parks it until its first
 /// request arrives. From then on a coroutine serves requests while they arrive back to back and
