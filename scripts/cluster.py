@@ -116,6 +116,8 @@ def _start_ferryd(ferryd, root, run_dir, name, extra):
         process = subprocess.Popen(
             [ferryd, root, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
              "--agent-listen", "127.0.0.1:0", "--port-file", port_file,
+             # HAProxy names each client in a PROXY v2 header (send-proxy-v2 in haproxy.cfg)
+             "--proxy-protocol", "--trusted-proxy", "127.0.0.1/32",
              "--access-log", access_log, "--access-log-format", "json"] + list(extra),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_LIMIT_S

@@ -16,6 +16,7 @@ import collections
 import filecmp
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,20 @@ def cluster_checks(args, work, c, files):
     used = {next(iter(owners[f"/f{i}.txt"])) for i in range(12)}
     check(len(used) > 1, f"12 paths all went to {used}")
     print(f"ok: /a.bin always on {home.name}; 12 paths over {sorted(used)}")
+
+    # HAProxy names the client in a PROXY v2 header: the node logs the client's own port, not
+    # the port of HAProxy's connection to it.
+    check(eventually(lambda: c.sessions() == 0, 10), "HAProxy still has streams open")
+    with socket.create_connection(("127.0.0.1", c.port), timeout=30) as s:
+        client_port = s.getsockname()[1]
+        s.sendall(b"GET /a.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while s.recv(65536):
+            pass
+    clients = [json.loads(line)["client"] for line in open(home.access_log)]
+    check(eventually(lambda: f"127.0.0.1:{client_port}" in
+                     [json.loads(line)["client"] for line in open(home.access_log)], 10),
+          f"the client 127.0.0.1:{client_port} is not in {home.name}'s log: {clients[-3:]}")
+    print(f"ok: {home.name} logged the client's own address, 127.0.0.1:{client_port}")
 
     # Segmented downloads through HAProxy, both protocols, byte-identical.
     for scheme in ("http", "ferry"):
