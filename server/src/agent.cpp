@@ -81,9 +81,13 @@ asio::awaitable<void> agent_responder::answer(asio::ip::tcp::socket socket) {
         // until the peer closes, or for a second at most.
         socket.shutdown(asio::socket_base::shutdown_send, ignored);
         std::array<char, 512> discard;
+        const auto deadline = transport::clock::now() + agent_timeout; // in all, not per read
         for (;;) {
+            const auto left = deadline - transport::clock::now();
+            if (left <= transport::clock::duration::zero())
+                break;
             auto [rec, got] = co_await transport::with_timeout(
-                socket.async_read_some(asio::buffer(discard), asio::deferred), agent_timeout);
+                socket.async_read_some(asio::buffer(discard), asio::deferred), left);
             if (rec || !socket.is_open())
                 break;
         }
