@@ -146,7 +146,8 @@ struct connection {
 
     stream_socket socket;
     std::uint64_t id;         ///< `[conn <id>] <address>:<port>` in the logs
-    connection_slot slot;     ///< the peer's address; given back before the socket closes
+    connection_slot slot;     ///< the client's address (a PROXY header's, behind a proxy);
+                              ///< given back before the socket closes
     rate_limiter limiter;     ///< --rate-limit, across the connection's requests
     std::uint64_t requests = 0;
     transport::clock::time_point opened = transport::clock::now();
