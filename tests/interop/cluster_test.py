@@ -111,6 +111,8 @@ def cluster_checks(args, work, c, files):
     for _ in range(12):
         status, body = get(c, "/a.bin")
         check(status == 200 and body == files["a.bin"], "GET /a.bin through HAProxy")
+    # A node writes its access line once the answer is sent: wait until all 12 are there.
+    eventually(lambda: sum(served(n)["/a.bin"] for n in c.nodes) >= 12, 10)
     by_node = {n.name: served(n)["/a.bin"] for n in c.nodes}
     check(sorted(by_node.values()) == [0, 0, 12], f"/a.bin went to more than one node: {by_node}")
     home = next(n for n in c.nodes if by_node[n.name] == 12)
