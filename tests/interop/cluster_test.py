@@ -375,6 +375,7 @@ def main():
     parser.add_argument("--failover", action="store_true",
                         help="run the failover tests (a node killed, a node drained) instead")
     args = parser.parse_args()
+    args.ferry = os.path.abspath(args.ferry)  # `ferry get` runs in its output directory
     if not os.access(args.haproxy, os.X_OK):
         print(f"FAIL: {args.haproxy} is missing: scripts/deps installs haproxy")
         return 1
