@@ -38,6 +38,10 @@ std::size_t kept(bhttp::field name, boost::beast::string_view text) {
 http_response::http_response(std::string& text, bool keep_body)
     : text_(text), keep_body_(keep_body) {
     text_.clear();
+    // A body that is not kept is read by the caller, however large (a chunk of --chunk-size, a
+    // whole file): Beast's default limit for responses, 8 MiB, would refuse its head.
+    if (!keep_body)
+        body_limit(boost::none);
 }
 
 http_response::span http_response::keep(std::string_view value) {
