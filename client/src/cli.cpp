@@ -303,6 +303,7 @@ asio::awaitable<std::vector<file_result>> get_all(const get_job& job, timeouts t
 int get_command(const std::vector<std::string>& args) {
     common_values common;
     std::string output, sha256;
+    std::vector<std::string> mirror_args;
     unsigned connections = 0, parallel = 4;
     std::uint64_t chunk = 4 << 20;
     bool no_verify = false, no_resume = false, force = false, skip_existing = false;
@@ -318,6 +319,9 @@ int get_command(const std::vector<std::string>& args) {
         "sha256", po::value<std::string>(&sha256),
         "check against this hex SHA-256 instead of the server's")(
         "no-verify", po::bool_switch(&no_verify), "do not verify the SHA-256")(
+        "mirror", po::value<std::vector<std::string>>(&mirror_args),
+        "URL of the same file on another server (repeatable): chunks come from all of them; "
+        "each must report the URL's size and SHA-256")(
         "no-resume", po::bool_switch(&no_resume), "ignore a partial download and start over")(
         "force", po::bool_switch(&force),
         "replace an existing output file")("skip-existing", po::bool_switch(&skip_existing),
@@ -360,6 +364,18 @@ int get_command(const std::vector<std::string>& args) {
     const bool several = job.urls.size() > 1;
     if (several && !sha256.empty())
         throw usage_error("--sha256 applies to a single URL");
+    std::vector<url> mirrors;
+    for (const auto& text : mirror_args)
+        mirrors.push_back(parse_url_arg(text));
+    if (!mirrors.empty()) {
+        if (several)
+            throw usage_error("--mirror applies to a single URL");
+        if (output == "-")
+            throw usage_error("--mirror means nothing with -o - (one connection, in order)");
+        if (no_verify)
+            throw usage_error("--mirror needs the SHA-256 (it shows the sources hold the same "
+                              "file); drop --no-verify");
+    }
     if (several && !output.empty() && (output == "-" || !stdfs::is_directory(output)))
         throw usage_error("with several URLs, -o must name an existing directory");
     std::optional<fp::sha256_digest> expected;
@@ -398,6 +414,7 @@ int get_command(const std::vector<std::string>& args) {
         o.chunk = chunk;
         o.limits = t;
         o.digest_timeout = digest_wait;
+        o.mirrors = mirrors;
         job.options.push_back(o);
         bar.add(base, 0, 0);
     }

@@ -88,6 +88,15 @@ asio::awaitable<void> sleep_for(clock::duration d) {
     co_await t.async_wait(use_nothrow);
 }
 
+/// One server holding the file (the URL, or a --mirror) and what its STAT said.
+struct source {
+    url u;
+    fp::file_identity identity{}; ///< its own: each server has its own inode and mtime
+    unsigned failures = 0;        ///< failed chunks in a row
+    bool dropped = false;
+    std::uint64_t served = 0; ///< bytes of completed chunks
+};
+
 /// Everything one attempt at a file shares between its workers (one thread: no locks).
 struct job {
     job(url u_, const get_options& o_, connection_pool& pool_, progress& bar_, std::size_t bar_id_,
@@ -109,6 +118,7 @@ struct job {
     download_state state;
     segment_planner planner;
     std::vector<connection*> active; ///< per worker, while it fetches
+    std::vector<source> sources;     ///< [0] the URL; more with --mirror
     unsigned workers_left = 0;       ///< workers still running
     failure fatal;                   ///< a failure that ends this run
     failure digest_failure;          ///< the server's digest could not be had
@@ -127,6 +137,40 @@ struct job {
         fetched += r.size();
         if (hasher && !state.done.ranges().empty() && state.done.ranges().front().begin == 0)
             hasher->advance_to(state.done.ranges().front().end);
+    }
+
+    bool mirrored() const noexcept { return sources.size() > 1; }
+
+    /// The first source still in use from `from` on, round-robin; sources.size() if none is.
+    std::size_t live_from(std::size_t from) const noexcept {
+        for (std::size_t k = 0; k < sources.size(); ++k)
+            if (const auto at = (from + k) % sources.size(); !sources[at].dropped)
+                return at;
+        return sources.size();
+    }
+
+    /// Mirrors: a chunk from source `s` failed with `f` (the chunk is back in the queue). The
+    /// source is dropped after a changed file, a failure that retrying cannot help, or more than
+    /// --retries failures in a row; the run fails when no source is left.
+    void source_failed(std::size_t s, const failure& f) {
+        auto& src = sources[s];
+        if (src.dropped)
+            return;
+        ++src.failures;
+        const bool moved_on =
+            f.what == failure::kind::server && f.error.code == fp::status::changed;
+        if (!moved_on && retryable(f) && src.failures <= o.retries) {
+            bar.note("ferry: " + src.u.str() + ": " + f.message() +
+                     "; its chunk goes to the next free connection");
+            return;
+        }
+        src.dropped = true;
+        bar.note("ferry: dropping source " + src.u.str() + ": " +
+                 (moved_on ? "the file changed on the server" : f.message()));
+        if (live_from(0) == sources.size()) {
+            fatal = f;
+            halt();
+        }
     }
 
     void halt() {
@@ -178,12 +222,12 @@ struct job {
 };
 
 /// One GET of `r` into the .part file.
-asio::awaitable<failure> fetch(job& j, connection& c, byte_range r,
+asio::awaitable<failure> fetch(job& j, const source& src, connection& c, byte_range r,
                                std::vector<std::byte>& buffer) {
     fp::get_header header;
-    const fp::get_request request{j.u.path, r.begin, r.size(), j.state.identity};
+    const fp::get_request request{src.u.path, r.begin, r.size(), src.identity};
     if (auto f = co_await c.start_get(request, header); f.what == failure::kind::redirect)
-        co_return failure::invalid(f.message() + " to a range request of " + j.u.str() +
+        co_return failure::invalid(f.message() + " to a range request of " + src.u.str() +
                                    ", which its HEAD had resolved");
     else if (f)
         co_return f;
@@ -220,6 +264,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
     std::unique_ptr<connection> conn;
     std::vector<std::byte> buffer(1 << 20);
     retry_policy retry{j.o.retries};
+    std::size_t s = id % j.sources.size(); // mirrors: the connections spread round-robin
     while (!j.stop) {
         auto r = j.planner.next();
         if (!r)
@@ -228,21 +273,32 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
             if (j.stop) {
                 co_return;
             }
+            if (j.sources[s].dropped) { // go on with the next source still in use
+                conn.reset();
+                s = j.live_from(s + 1);
+                if (s == j.sources.size()) {
+                    j.planner.give_back(*r);
+                    co_return; // (the last drop halted the run)
+                }
+            }
+            auto& src = j.sources[s];
             failure f;
             if (!conn) {
-                auto opened = co_await j.pool.take(j.u);
+                auto opened = co_await j.pool.take(src.u);
                 f = opened.first;
                 conn = std::move(opened.second);
             }
             if (!f) {
                 j.active[id] = conn.get();
-                f = co_await fetch(j, *conn, *r, buffer);
+                f = co_await fetch(j, src, *conn, *r, buffer);
                 j.active[id] = nullptr;
                 if (j.stop)
                     co_return;
             }
             if (!f) {
                 j.completed(*r);
+                src.served += r->size();
+                src.failures = 0;
                 retry.reset();
                 if (clock::now() - j.last_checkpoint > std::chrono::seconds(1))
                     j.checkpoint_in_background();
@@ -250,6 +306,16 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
             }
             if (conn && !conn->reusable())
                 conn.reset();
+            if (j.mirrored()) {
+                // The chunk goes back to the queue, for whichever connection is free first.
+                j.planner.give_back(*r);
+                j.source_failed(s, f);
+                if (j.stop)
+                    co_return;
+                if (!src.dropped) // a pause before this source is asked again
+                    co_await sleep_for(retry.next(f).value_or(retry_policy::first_backoff));
+                break;
+            }
             if (f.what == failure::kind::server && f.error.code == fp::status::changed) {
                 j.changed = true;
                 j.halt();
@@ -276,7 +342,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
         }
     }
     --j.workers_left;
-    j.pool.give_back(j.u, std::move(conn));
+    j.pool.give_back(j.sources[s].u, std::move(conn));
 }
 
 /// The server's digest, fetched on its own connection while the body downloads. Hashing a large
@@ -380,6 +446,85 @@ unique_fd prepare_output(const output_dir& dir, const std::string& out, const st
             return fail({exit_code::busy, dir.shown(part).string() +
                                               " keeps being replaced; is another ferry running?"});
     }
+}
+
+/// --mirror: asks every source (the URL first) for its size and SHA-256 before any byte is
+/// written. Fills `live` with the sources that agree with the first that answered (one that
+/// cannot be reached is dropped with a note) and `digest` with their SHA-256. False, with r's
+/// code and error set, when a source disagrees, offers no digest or fails otherwise, or when
+/// none can be reached.
+asio::awaitable<bool> check_sources(url u, get_options o, progress& bar, file_result& r,
+                                    std::vector<source>& live, fp::sha256_digest& digest) {
+    timeouts patient = o.limits;
+    patient.stall = o.digest_timeout; // the server hashes the whole file before it answers
+    std::vector<url> all{u};
+    all.insert(all.end(), o.mirrors.begin(), o.mirrors.end());
+    std::string first;
+    std::uint64_t size = 0;
+    failure unreachable;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        url s = all[i];
+        const std::string name = i == 0 ? s.str() : "--mirror " + s.str();
+        redirect_chain redirects{s};
+        fp::stat_reply st;
+        failure f;
+        for (retry_policy retry{std::min(o.retries, 2U)};;) {
+            auto [of, conn] = co_await connection::open(s, patient);
+            f = of;
+            if (!f)
+                f = co_await conn->stat(s.path, true, st);
+            if (f.what == failure::kind::redirect && !(f = redirects.follow(s, f)))
+                continue;
+            const auto wait = f ? retry.next(f) : std::nullopt;
+            if (!wait)
+                break;
+            co_await sleep_for(*wait);
+        }
+        if (!f && st.kind != fp::file_kind::regular) {
+            f.what = failure::kind::server;
+            f.error = {fp::status::not_regular_file, false, 0, "not a regular file: " + s.path};
+        }
+        if (f && retryable(f)) {
+            bar.note("ferry: " + name + ": " + f.message() + "; going on without it");
+            if (!unreachable)
+                unreachable = f;
+            continue;
+        }
+        if (f) {
+            r.code = code_for(f);
+            r.error = name + ": " + f.message();
+            co_return false;
+        }
+        if (!st.sha256) {
+            r.code = exit_code::usage;
+            r.error = name +
+                      ": the server offers no SHA-256, so nothing shows it holds the same file; "
+                      "a mirror must offer one";
+            co_return false;
+        }
+        if (live.empty()) {
+            first = s.str();
+            size = st.size;
+            digest = *st.sha256;
+        } else if (st.size != size) {
+            r.code = exit_code::usage;
+            r.error = fmt::format("{}: size {} differs from {}'s {}: not the same file", name,
+                                  st.size, first, size);
+            co_return false;
+        } else if (*st.sha256 != digest) {
+            r.code = exit_code::usage;
+            r.error = fmt::format("{}: SHA-256 {} differs from {}'s {}: not the same file", name,
+                                  to_hex(*st.sha256), first, to_hex(digest));
+            co_return false;
+        }
+        live.push_back({s, st.identity});
+    }
+    if (live.empty()) {
+        r.code = code_for(unreachable);
+        r.error = "no source could be reached: " + unreachable.message();
+        co_return false;
+    }
+    co_return true;
 }
 
 /// -o - : one connection, in order, hashed as it streams; resumes by offset on network errors.
@@ -531,6 +676,21 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
                 dir.remove(name);
         }
     } cleanup{dir, part_name, created};
+    // --mirror: every source agrees on the size and SHA-256 before any byte is written. The
+    // SHA-256 they agree on is what the whole file is checked against.
+    std::vector<source> mirrored;
+    if (!o.mirrors.empty()) {
+        fp::sha256_digest agreed{};
+        if (!co_await check_sources(u, o, bar, r, mirrored, agreed))
+            co_return finish(r);
+        if (o.expected && *o.expected != agreed) {
+            r.code = exit_code::integrity;
+            r.error = "the sources' SHA-256 " + to_hex(agreed) + " is not the one given (--sha256)";
+            co_return finish(r);
+        }
+        o.expected = agreed;
+        u = mirrored.front().u; // the URL, unless it could not be reached
+    }
     // Loaded even with --no-resume: a state file ferry did not create is refused either way.
     std::string warning;
     local_error refused;
@@ -637,7 +797,11 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             bar.note("ferry: " + u.str() +
                      ": the server sends no ETag, nor a Last-Modified a second older than its answer: "
                      "one connection, no resume");
-        const unsigned wanted = o.connections ? o.connections : automatic_connections(st.size);
+        // With mirrors, at least one connection per source unless -j says otherwise.
+        const unsigned wanted =
+            o.connections ? o.connections
+                          : std::max(automatic_connections(st.size),
+                                     static_cast<unsigned>(std::max<std::size_t>(mirrored.size(), 1)));
         const unsigned workers = static_cast<unsigned>(std::max<std::uint64_t>(
             1, std::min<std::uint64_t>(wanted, (missing_bytes + chunk - 1) / chunk)));
         r.connections = workers;
@@ -655,6 +819,9 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
               std::move(state),
               segment_planner{missing, chunk},
               workers};
+        j.sources.push_back({u, st.identity});
+        for (std::size_t k = 1; k < mirrored.size(); ++k)
+            j.sources.push_back(mirrored[k]);
         if (o.verify || o.expected) {
             // Verification runs beside the download, hashing the prefix that is complete.
             j.hasher = std::make_unique<background_hasher>(fd);
@@ -699,6 +866,10 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             }
         }
         r.fetched += j.fetched;
+        if (j.mirrored())
+            for (const auto& src : j.sources)
+                bar.note(fmt::format("ferry: {} served {} bytes{}", src.u.str(), src.served,
+                                     src.dropped ? " (dropped)" : ""));
         if (j.syncing.valid())
             j.collect(); // no checkpoint may still be writing the state below
 

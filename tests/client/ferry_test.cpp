@@ -543,6 +543,96 @@ TEST_F(FerryCli, NoSpaceForTheFileFailsUpFrontLeavesNothingAndARerunSucceeds) {
     EXPECT_NE(r.output.find(served + "  big"), std::string::npos) << r.output;
 }
 
+/// Whether an access log records at least one GET.
+bool served_a_get(const std::filesystem::path& log) {
+    return std::filesystem::exists(log) && read_file(log).find("GET") != std::string::npos;
+}
+
+TEST_F(FerryCli, ThreeMirrorsOneKilledMidwayStillGiveTheSameBytes) {
+    const std::size_t size = 16 << 20;
+    temp_dir roots[3], logs;
+    std::vector<std::unique_ptr<ferryd_process>> servers;
+    for (int i = 0; i < 3; ++i) {
+        write_file(roots[i] / "big", make_content(size, 31));
+        servers.push_back(std::make_unique<ferryd_process>(
+            roots[i].path(),
+            std::vector<std::string>{"--rate-limit", std::to_string(2 << 20), "--access-log",
+                                     (logs / ("access" + std::to_string(i) + ".log")).string()}));
+    }
+    child_process client{{bin("ferry"), "get", url_of(*servers[0], "big"), "--mirror",
+                          url_of(*servers[1], "big"), "--mirror", url_of(*servers[2], "big"),
+                          "-o", (work / "big").string(), "-j", "3", "--chunk-size",
+                          std::to_string(1 << 20), "--retries", "2"}, // dropped at its 3rd failure
+                         work / "client.log"};
+    wait_for_progress(work / "big.part.state", 4 << 20); // under half of it
+    servers[1]->process().signal(SIGKILL);               // a crash in the middle
+    ASSERT_TRUE(servers[1]->process().wait_exit(std::chrono::seconds(10)));
+    ASSERT_EQ(client.wait_exit(std::chrono::seconds(90)), 0) << read_file(work / "client.log");
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 31));
+    EXPECT_FALSE(std::filesystem::exists(work / "big.part"));
+    const auto said = read_file(work / "client.log");
+    EXPECT_NE(said.find("dropping source " + url_of(*servers[1], "big")), std::string::npos)
+        << said;
+    EXPECT_NE(said.find("sha256 ok"), std::string::npos) << said;
+    // Both survivors served chunks.
+    ASSERT_EQ(servers[0]->stop(), 0);
+    ASSERT_EQ(servers[2]->stop(), 0);
+    EXPECT_TRUE(served_a_get(logs / "access0.log"));
+    EXPECT_TRUE(served_a_get(logs / "access2.log"));
+}
+
+TEST_F(FerryCli, AMirrorWithAnotherFileIsRefusedBeforeAnyByteIsWritten) {
+    temp_dir other;
+    write_file(root / "f", make_content(100000, 32));
+    write_file(other / "f", make_content(100000, 33)); // the same size, other bytes
+    write_file(other / "g", make_content(99999, 32));  // another size
+    ferryd_process a{root.path()}, b{other.path()};
+    auto r = ferry(work.path(), {"get", url_of(a, "f"), "--mirror", url_of(b, "f")});
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("--mirror " + url_of(b, "f") + ": SHA-256 "), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("not the same file"), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(work / "f"));
+    EXPECT_FALSE(std::filesystem::exists(work / "f.part"));
+    EXPECT_FALSE(std::filesystem::exists(work / "f.part.state"));
+    auto sized = ferry(work.path(), {"get", url_of(a, "f"), "--mirror", url_of(b, "g")});
+    EXPECT_EQ(sized.code, 2) << sized.output;
+    EXPECT_NE(sized.output.find("--mirror " + url_of(b, "g") + ": size 99999 differs from " +
+                                url_of(a, "f") + "'s 100000: not the same file"),
+              std::string::npos)
+        << sized.output;
+    EXPECT_FALSE(std::filesystem::exists(work / "f"));
+    EXPECT_FALSE(std::filesystem::exists(work / "f.part"));
+}
+
+TEST_F(FerryCli, AnHttpMirrorMixesWithFerryAndAnUnreachableOneIsDropped) {
+    temp_dir other, logs;
+    const std::size_t size = (1 << 20) + 3;
+    write_file(root / "f", make_content(size, 34));
+    write_file(other / "f", make_content(size, 34));
+    ferryd_process a{root.path(), {"--access-log", (logs / "a.log").string()}};
+    ferryd_process b{other.path(), {"--access-log", (logs / "b.log").string()}};
+    const auto http = "http://127.0.0.1:" + std::to_string(b.port()) + "/f";
+    auto r = ferry(work.path(), {"get", url_of(a, "f"), "--mirror", http, "--mirror",
+                                 "ferry://127.0.0.1:1/f", "-j", "4", "--chunk-size", "65536"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_TRUE(read_file(work / "f") == make_content(size, 34));
+    EXPECT_NE(r.output.find("--mirror ferry://127.0.0.1:1/f"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("going on without it"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("sha256 ok"), std::string::npos) << r.output;
+    ASSERT_EQ(a.stop(), 0);
+    ASSERT_EQ(b.stop(), 0);
+    EXPECT_TRUE(served_a_get(logs / "a.log"));
+    EXPECT_TRUE(served_a_get(logs / "b.log"));
+    // Options that cannot go with --mirror.
+    for (const std::vector<std::string>& bad :
+         {std::vector<std::string>{"--no-verify"}, {"-o", "-"}, {url_of(a, "f")}}) {
+        std::vector<std::string> args{"get", url_of(a, "f"), "--mirror", http};
+        args.insert(args.end(), bad.begin(), bad.end());
+        EXPECT_EQ(ferry(work.path(), args).code, 2) << bad.front();
+    }
+}
+
 TEST_F(FerryCli, LsAndStat) {
     write_file(root / "d/a.txt", "aaa");
     write_file(root / "d/b.bin", "");

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ferry::client {
 
@@ -27,6 +28,9 @@ struct get_options {
     timeouts limits;
     /// --digest-timeout: how long the server may take to answer the STAT with SHA-256.
     clock::duration digest_timeout = std::chrono::seconds(600);
+    /// --mirror: the same file on other servers. Every source must report the first URL's size
+    /// and SHA-256 before any byte is written; chunks are then shared out among them.
+    std::vector<url> mirrors;
 };
 
 /// -j when not given: 1 below 32 MiB, 4 from there on.
