@@ -95,7 +95,31 @@ struct source {
     unsigned failures = 0;        ///< failed chunks in a row
     bool dropped = false;
     std::uint64_t served = 0; ///< bytes of completed chunks
+
+    // Its speed per connection: the bytes received over the time its connections spent
+    // fetching (a chunk in flight counts, so a source that stalls shows as slow).
+    std::uint64_t received = 0;
+    clock::duration busy{};
+    unsigned fetching = 0; ///< its connections fetching now
+    clock::time_point since = clock::now();
+
+    /// Adds the time since the last call, once per connection fetching.
+    void account(clock::time_point now) {
+        busy += static_cast<int>(fetching) * (now - since);
+        since = now;
+    }
+    double speed() const {
+        const double seconds = std::chrono::duration<double>(busy).count();
+        return seconds > 0 ? static_cast<double>(received) / seconds : 0;
+    }
 };
+
+/// Mirrors: a source this many times slower per connection than the fastest is dropped, once it
+/// has fetched for `judged_after` and the fastest has `measured_after` or `measured_bytes`.
+constexpr double slow_factor = 8;
+constexpr clock::duration judged_after = std::chrono::seconds(2);
+constexpr clock::duration measured_after = std::chrono::seconds(1);
+constexpr std::uint64_t measured_bytes = 1 << 20;
 
 /// Everything one attempt at a file shares between its workers (one thread: no locks).
 struct job {
@@ -104,7 +128,7 @@ struct job {
         download_state state_, segment_planner planner_, unsigned workers)
         : u(std::move(u_)), o(o_), pool(pool_), bar(bar_), bar_id(bar_id_), fd(fd_), dir(dir_),
           part(std::move(part_)), state_name(std::move(state_name_)), state(std::move(state_)),
-          planner(std::move(planner_)), active(workers, nullptr) {}
+          planner(std::move(planner_)), active(workers, nullptr), active_source(workers, 0) {}
 
     url u;
     const get_options& o;
@@ -119,6 +143,8 @@ struct job {
     segment_planner planner;
     std::vector<connection*> active; ///< per worker, while it fetches
     std::vector<source> sources;     ///< [0] the URL; more with --mirror
+    std::vector<std::size_t> active_source; ///< per worker: the source of its active connection
+    clock::time_point last_judged = clock::now();
     unsigned workers_left = 0;       ///< workers still running
     failure fatal;                   ///< a failure that ends this run
     failure digest_failure;          ///< the server's digest could not be had
@@ -173,6 +199,38 @@ struct job {
         }
     }
 
+    /// Mirrors, at most once a second: drops the sources far slower than the fastest (never
+    /// the last one) and closes their connections, whose chunks go back to the queue.
+    void judge_speeds() {
+        const auto now = clock::now();
+        if (now - last_judged < std::chrono::seconds(1))
+            return;
+        last_judged = now;
+        const source* best = nullptr;
+        for (auto& s : sources) {
+            s.account(now);
+            if (!s.dropped && (s.busy >= measured_after || s.received >= measured_bytes) &&
+                (!best || s.speed() > best->speed()))
+                best = &s;
+        }
+        if (!best)
+            return;
+        for (std::size_t k = 0; k < sources.size(); ++k) {
+            auto& s = sources[k];
+            if (&s == best || s.dropped || s.busy < judged_after ||
+                s.speed() * slow_factor >= best->speed())
+                continue;
+            s.dropped = true;
+            bar.note(fmt::format("ferry: dropping source {}: {}/s per connection, under 1/{} of "
+                                 "{}'s {}/s; its chunks go to the others",
+                                 s.u.str(), human_bytes(s.speed()), slow_factor, best->u.str(),
+                                 human_bytes(best->speed())));
+            for (std::size_t w = 0; w < active.size(); ++w)
+                if (active[w] && active_source[w] == k)
+                    active[w]->close();
+        }
+    }
+
     void halt() {
         stop = true;
         for (auto* c : active)
@@ -222,7 +280,7 @@ struct job {
 };
 
 /// One GET of `r` into the .part file.
-asio::awaitable<failure> fetch(job& j, const source& src, connection& c, byte_range r,
+asio::awaitable<failure> fetch(job& j, source& src, connection& c, byte_range r,
                                std::vector<std::byte>& buffer) {
     fp::get_header header;
     const fp::get_request request{src.u.path, r.begin, r.size(), src.identity};
@@ -256,6 +314,12 @@ asio::awaitable<failure> fetch(job& j, const source& src, connection& c, byte_ra
         }
         at += n;
         j.bar.advance(j.bar_id, n);
+        src.received += n;
+        if (j.mirrored()) {
+            j.judge_speeds();
+            if (src.dropped) // too slow: this chunk goes to another source
+                co_return failure::network(asio::error::operation_aborted);
+        }
     }
     co_return co_await c.finish_get();
 }
@@ -290,7 +354,12 @@ asio::awaitable<void> run_worker(job& j, unsigned id) {
             }
             if (!f) {
                 j.active[id] = conn.get();
+                j.active_source[id] = s;
+                src.account(clock::now());
+                ++src.fetching;
                 f = co_await fetch(j, src, *conn, *r, buffer);
+                src.account(clock::now());
+                --src.fetching;
                 j.active[id] = nullptr;
                 if (j.stop)
                     co_return;

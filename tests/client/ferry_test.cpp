@@ -581,6 +581,31 @@ TEST_F(FerryCli, ThreeMirrorsOneKilledMidwayStillGiveTheSameBytes) {
     EXPECT_TRUE(served_a_get(logs / "access2.log"));
 }
 
+TEST_F(FerryCli, AMirrorFarSlowerThanTheOthersIsDroppedAndItsChunkGoesElsewhere) {
+    // Three mirrors, one of them sending 64 KiB/s: its 1 MiB chunk alone would take 16 s. Once
+    // it has fetched for 2 s at under 1/8 of the others' speed it is dropped, and the chunk it
+    // held is fetched from the others: it serves nothing.
+    const std::size_t size = 8 << 20;
+    temp_dir roots[3];
+    std::vector<std::unique_ptr<ferryd_process>> servers;
+    for (int i = 0; i < 3; ++i) {
+        write_file(roots[i] / "big", make_content(size, 35));
+        servers.push_back(std::make_unique<ferryd_process>(
+            roots[i].path(), i == 1 ? std::vector<std::string>{"--rate-limit", "65536"}
+                                    : std::vector<std::string>{}));
+    }
+    const auto slow = url_of(*servers[1], "big");
+    auto r = ferry(work.path(), {"get", url_of(*servers[0], "big"), "--mirror", slow, "--mirror",
+                                 url_of(*servers[2], "big"), "-j", "3", "--chunk-size",
+                                 std::to_string(1 << 20)});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_TRUE(read_file(work / "big") == make_content(size, 35));
+    EXPECT_NE(r.output.find("dropping source " + slow + ": "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("per connection, under 1/8 of"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(slow + " served 0 bytes (dropped)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("sha256 ok"), std::string::npos) << r.output;
+}
+
 TEST_F(FerryCli, AMirrorWithAnotherFileIsRefusedBeforeAnyByteIsWritten) {
     temp_dir other;
     write_file(root / "f", make_content(100000, 32));
