@@ -22,6 +22,7 @@
 #include <future>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 namespace ferry::client {
 
@@ -324,13 +325,14 @@ asio::awaitable<failure> fetch(job& j, source& src, connection& c, byte_range r,
     co_return co_await c.finish_get();
 }
 
-asio::awaitable<void> run_worker(job& j, unsigned id) {
+/// One connection's life: chunk after chunk from the shared queue, starting with `first`.
+asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> first) {
     std::unique_ptr<connection> conn;
     std::vector<std::byte> buffer(1 << 20);
     retry_policy retry{j.o.retries};
     std::size_t s = id % j.sources.size(); // mirrors: the connections spread round-robin
     while (!j.stop) {
-        auto r = j.planner.next();
+        auto r = first ? std::exchange(first, std::nullopt) : j.planner.next();
         if (!r)
             break;
         for (;;) {
@@ -901,11 +903,14 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
 
         // The workers, and the digest on a connection of its own, as children joined here.
         auto ex = co_await asio::this_coro::executor;
-        using op_type = decltype(asio::co_spawn(ex, run_worker(j, 0), asio::deferred));
+        using op_type = decltype(asio::co_spawn(ex, run_worker(j, 0, {}), asio::deferred));
         std::vector<op_type> ops;
         j.workers_left = missing_bytes > 0 ? workers : 0;
+        // Each worker is handed its first chunk now: the first one to start could otherwise take
+        // every chunk before the others start (a fast pooled connection need not suspend), and
+        // a mirror would never be asked.
         for (unsigned w = 0; w < j.workers_left; ++w)
-            ops.push_back(asio::co_spawn(ex, run_worker(j, w), asio::deferred));
+            ops.push_back(asio::co_spawn(ex, run_worker(j, w, j.planner.next()), asio::deferred));
         const bool need_digest = o.verify && !o.expected;
         if (need_digest)
             ops.push_back(asio::co_spawn(ex, fetch_digest(j), asio::deferred));
