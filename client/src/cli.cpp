@@ -4,6 +4,7 @@
 #include "ferry/client/download_state.hpp"
 #include "ferry/client/downloader.hpp"
 #include "ferry/client/exit_code.hpp"
+#include "ferry/client/input_list.hpp"
 #include "ferry/client/listing.hpp"
 #include "ferry/client/redirect.hpp"
 #include "ferry/protocol/frame.hpp"
@@ -16,6 +17,9 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -144,7 +148,7 @@ std::optional<po::variables_map> parse_command(const std::string& command,
     } catch (const po::error& e) {
         throw usage_error(e.what());
     }
-    if (!vm.count("url"))
+    if (!vm.count("url") && !vm.count("input-file")) // (get -i FILE names them in FILE)
         throw usage_error(command + " needs " + (max_urls == 1 ? "a URL" : "at least one URL"));
     return vm;
 }
@@ -300,9 +304,61 @@ asio::awaitable<std::vector<file_result>> get_all(const get_job& job, timeouts t
     co_return results;
 }
 
+/// One download `get` was asked for: its URL, the same file elsewhere, the output's name.
+struct wanted_file {
+    url u;
+    std::vector<url> mirrors;
+    std::string out; ///< an input file's out=, or empty
+};
+
+/// `get -i FILE`: the downloads FILE ('-': standard input) lists, in input_list's format.
+std::vector<wanted_file> read_input_file(const std::string& name) {
+    constexpr std::size_t most = 16 << 20;
+    const std::string shown = name == "-" ? "standard input" : name;
+    int fd = STDIN_FILENO;
+    if (name != "-" && (fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC)) < 0)
+        throw usage_error(fmt::format("-i {}: {}", shown, std::strerror(errno)));
+    std::string text;
+    char block[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd, block, sizeof block);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || text.size() + static_cast<std::size_t>(n) > most) {
+            const int error = n < 0 ? errno : 0;
+            if (fd != STDIN_FILENO)
+                ::close(fd);
+            if (n < 0)
+                throw usage_error(fmt::format("-i {}: {}", shown, std::strerror(error)));
+            if (n > 0)
+                throw usage_error(fmt::format("-i {}: larger than {} MiB", shown, most >> 20));
+            break;
+        }
+        text.append(block, static_cast<std::size_t>(n));
+    }
+    std::string error;
+    auto entries = parse_input_list(text, error);
+    if (!error.empty())
+        throw usage_error(fmt::format("-i {}:{}", shown, error));
+    std::vector<wanted_file> files;
+    for (auto& e : entries) {
+        std::vector<url> urls;
+        for (const auto& t : e.urls) {
+            auto u = parse_url(t, error);
+            if (!u)
+                throw usage_error(fmt::format("-i {}:{}: {}: {}", shown, e.line, t, error));
+            urls.push_back(std::move(*u));
+        }
+        files.push_back({urls.front(), {urls.begin() + 1, urls.end()}, std::move(e.out)});
+    }
+    if (files.empty())
+        throw usage_error(fmt::format("-i {}: no URL in it", shown));
+    return files;
+}
+
 int get_command(const std::vector<std::string>& args) {
     common_values common;
-    std::string output, sha256;
+    std::string output, sha256, input_file;
     std::vector<std::string> mirror_args;
     unsigned connections = 0, parallel = 4;
     std::uint64_t chunk = 4 << 20;
@@ -322,6 +378,9 @@ int get_command(const std::vector<std::string>& args) {
         "mirror", po::value<std::vector<std::string>>(&mirror_args),
         "URL of the same file on another server (repeatable): chunks come from all of them; "
         "each must report the URL's size and SHA-256")(
+        "input-file,i", po::value<std::string>(&input_file),
+        "download the files FILE lists ('-': standard input): a URL a line, then its mirrors; "
+        "an indented out=NAME line names its output (aria2's format)")(
         "no-resume", po::bool_switch(&no_resume), "ignore a partial download and start over")(
         "force", po::bool_switch(&force),
         "replace an existing output file")("skip-existing", po::bool_switch(&skip_existing),
@@ -357,19 +416,28 @@ int get_command(const std::vector<std::string>& args) {
     t.speed_limit = speed_limit;
     t.speed_time = checked_seconds("speed-time", speed_time);
     const auto digest_wait = checked_seconds("digest-timeout", digest_timeout);
-    get_job job;
-    for (const auto& text : vm["url"].as<std::vector<std::string>>())
-        job.urls.push_back(parse_url_arg(text));
-    job.parallel = parallel;
-    const bool several = job.urls.size() > 1;
+    std::vector<wanted_file> files;
+    if (vm.count("url"))
+        for (const auto& text : vm["url"].as<std::vector<std::string>>())
+            files.push_back({parse_url_arg(text), {}, {}});
+    if (!input_file.empty()) {
+        auto listed = read_input_file(input_file);
+        files.insert(files.end(), listed.begin(), listed.end());
+    }
+    // An input file may list one URL or many: it is read like several URLs either way.
+    const bool several = files.size() > 1 || !input_file.empty();
     if (several && !sha256.empty())
         throw usage_error("--sha256 applies to a single URL");
-    std::vector<url> mirrors;
-    for (const auto& text : mirror_args)
-        mirrors.push_back(parse_url_arg(text));
-    if (!mirrors.empty()) {
+    if (!mirror_args.empty()) {
         if (several)
-            throw usage_error("--mirror applies to a single URL");
+            throw usage_error("--mirror applies to a single URL (in an input file, the mirrors "
+                              "go on the URL's line)");
+        for (const auto& text : mirror_args)
+            files.front().mirrors.push_back(parse_url_arg(text));
+    }
+    for (const auto& f : files) {
+        if (f.mirrors.empty())
+            continue;
         if (output == "-")
             throw usage_error("--mirror means nothing with -o - (one connection, in order)");
         if (no_verify)
@@ -377,7 +445,10 @@ int get_command(const std::vector<std::string>& args) {
                               "file); drop --no-verify");
     }
     if (several && !output.empty() && (output == "-" || !stdfs::is_directory(output)))
-        throw usage_error("with several URLs, -o must name an existing directory");
+        throw usage_error(
+            "with several URLs or -i, -o must name an existing directory");
+    get_job job;
+    job.parallel = parallel;
     std::optional<fp::sha256_digest> expected;
     if (!sha256.empty()) {
         fp::sha256_digest d256{};
@@ -389,10 +460,16 @@ int get_command(const std::vector<std::string>& args) {
     progress bar{bars};
     // Two downloads never write one file: each name, with the URL that writes it and its spelling.
     std::map<stdfs::path, std::pair<const url*, std::string>> outputs;
-    for (const auto& u : job.urls) {
+    for (const auto& f : files)
+        job.urls.push_back(f.u);
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        const auto& u = job.urls[i];
         get_options o;
-        const auto base = stdfs::path(u.path).filename().string();
-        o.output = several && !output.empty() ? (stdfs::path(output) / base).string() : output;
+        const auto base =
+            files[i].out.empty() ? stdfs::path(u.path).filename().string() : files[i].out;
+        o.output = several && !output.empty() ? (stdfs::path(output) / base).string()
+                   : files[i].out.empty()     ? output
+                                              : base;
         const auto target = stdfs::absolute(o.output.empty() ? base : o.output).lexically_normal();
         // OUT and the names ferry writes beside it: `m` and `m.part` must not meet either.
         if (o.output != "-" && !base.empty())
@@ -414,7 +491,7 @@ int get_command(const std::vector<std::string>& args) {
         o.chunk = chunk;
         o.limits = t;
         o.digest_timeout = digest_wait;
-        o.mirrors = mirrors;
+        o.mirrors = files[i].mirrors;
         job.options.push_back(o);
         bar.add(base, 0, 0);
     }

@@ -606,6 +606,52 @@ TEST_F(FerryCli, AMirrorFarSlowerThanTheOthersIsDroppedAndItsChunkGoesElsewhere)
     EXPECT_NE(r.output.find("sha256 ok"), std::string::npos) << r.output;
 }
 
+TEST_F(FerryCli, AnInputFileListsDownloadsWithTheirMirrorsAndNames) {
+    // aria2's format: a URL and its mirrors on one line, an indented out= naming the output.
+    temp_dir other, logs, into;
+    write_file(root / "a.bin", make_content(300000, 36));
+    write_file(root / "b.bin", make_content(5000, 37));
+    write_file(other / "a.bin", make_content(300000, 36));
+    ferryd_process a{root.path()}, b{other.path(), {"--access-log", (logs / "b.log").string()}};
+    const auto http_b = "http://127.0.0.1:" + std::to_string(b.port()) + "/a.bin";
+    write_file(work / "list", "# two files\n" + url_of(a, "a.bin") + "\t" + http_b +
+                                  "\n\tout=renamed.bin\n\n" + url_of(a, "b.bin") + "\n");
+    auto r = ferry(work.path(), {"get", "-i", "list", "-o", into.path().string(), "-j", "2",
+                                 "--chunk-size", "65536"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_TRUE(read_file(into / "renamed.bin") == make_content(300000, 36));
+    EXPECT_TRUE(read_file(into / "b.bin") == make_content(5000, 37));
+    EXPECT_FALSE(std::filesystem::exists(into / "a.bin"));
+    EXPECT_NE(r.output.find(http_b + " served "), std::string::npos) << r.output;
+    ASSERT_EQ(b.stop(), 0);
+    EXPECT_TRUE(served_a_get(logs / "b.log"));
+
+    // Standard input, beside a URL on the command line.
+    write_file(work / "one", url_of(a, "b.bin") + "\n out=from-stdin.bin\n");
+    auto piped = run({"/bin/sh", "-c", "cd \"$0\" && exec \"$@\" < one", work.path().string(),
+                      bin("ferry"), "get", url_of(a, "a.bin"), "-i", "-"},
+                     std::chrono::seconds(60));
+    ASSERT_EQ(piped.code, 0) << piped.output;
+    EXPECT_TRUE(read_file(work / "from-stdin.bin") == make_content(5000, 37));
+    EXPECT_TRUE(read_file(work / "a.bin") == make_content(300000, 36));
+
+    // A bad line: exit 2, its file and line named, nothing downloaded.
+    write_file(work / "bad", url_of(a, "b.bin") + "\n out=x\n" + "ferry://[bad/x\n");
+    auto bad = ferry(work.path(), {"get", "-i", "bad", "-o", into.path().string(), "--force"});
+    EXPECT_EQ(bad.code, 2) << bad.output;
+    EXPECT_NE(bad.output.find("-i bad:3: ferry://[bad/x: "), std::string::npos) << bad.output;
+    EXPECT_FALSE(std::filesystem::exists(into / "x"));
+    for (const std::vector<std::string>& wrong :
+         {std::vector<std::string>{"get", "-i", "missing"},
+          {"get", "-i", "list", "-o", (work / "list").string()},
+          {"get", "-i", "list", "--mirror", url_of(a, "a.bin")},
+          {"get", "-i", "list", "--no-verify"},
+          {"get", "-i", "/dev/null"}}) {
+        const auto w = ferry(work.path(), wrong);
+        EXPECT_EQ(w.code, 2) << wrong.back() << ": " << w.output;
+    }
+}
+
 TEST_F(FerryCli, AMirrorWithAnotherFileIsRefusedBeforeAnyByteIsWritten) {
     temp_dir other;
     write_file(root / "f", make_content(100000, 32));

@@ -3,6 +3,7 @@
 #include "ferry/client/histogram.hpp"
 #include "ferry/client/http_connection.hpp"
 #include "ferry/client/http_response.hpp"
+#include "ferry/client/input_list.hpp"
 #include "ferry/client/output_dir.hpp"
 #include "ferry/client/segment_planner.hpp"
 #include "ferry/client/url.hpp"
@@ -507,6 +508,46 @@ TEST(HttpResponse, KeepsTheFirstValueOfTheFieldsFerryReadsInOneReusedText) {
     EXPECT_EQ(listing[field::etag], "");
     EXPECT_EQ(listing.body(), "abcde");
     EXPECT_FALSE(listing.keep_alive());
+}
+
+TEST(InputList, ALineIsAUrlAndItsMirrorsAndAnIndentedLineItsOutputName) {
+    std::string error;
+    const auto list = fc::parse_input_list("# mirrors of one file\r\n"
+                                           "ferry://a/x\thttp://b/x  ferry://c/x\r\n"
+                                           "\t out=y.iso\n"
+                                           "\n"
+                                           "   \n"
+                                           "ferry://a/z\n"
+                                           "ferry://a/w",
+                                           error);
+    ASSERT_EQ(error, "");
+    ASSERT_EQ(list.size(), 3U);
+    EXPECT_EQ(list[0].urls, (std::vector<std::string>{"ferry://a/x", "http://b/x", "ferry://c/x"}));
+    EXPECT_EQ(list[0].out, "y.iso");
+    EXPECT_EQ(list[0].line, 2U);
+    EXPECT_EQ(list[1].urls, std::vector<std::string>{"ferry://a/z"});
+    EXPECT_EQ(list[1].out, "");
+    EXPECT_EQ(list[1].line, 6U);
+    EXPECT_EQ(list[2].urls, std::vector<std::string>{"ferry://a/w"}); // no final newline
+}
+
+TEST(InputList, ABadLineIsNamedAndNothingIsReturned) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"  out=x\nferry://a/x\n", "1: an option line (it starts with a blank) before any URL"},
+        {"ferry://a/x\n dir=/tmp\n", "2: only out=NAME is understood on an option line, not 'dir'"},
+        {"ferry://a/x\n out\n", "2: only out=NAME is understood on an option line, not 'out'"},
+        {"ferry://a/x\n out=../etc/passwd\n",
+         "2: out= takes a file name, without '/' (-o names the directory)"},
+        {"ferry://a/x\n out=..\n", "2: out= needs a file name"},
+        {"ferry://a/x\n out=\n", "2: out= needs a file name"},
+        {"ferry://a/x\n out=a\x1b[2Jb\n", "2: out= holds a control character"},
+        {"ferry://a/x\n out=a\n out=b\n", "3: a second out= for the URL of line 1"},
+    };
+    for (const auto& [text, expected] : cases) {
+        std::string error;
+        EXPECT_TRUE(fc::parse_input_list(text, error).empty()) << text;
+        EXPECT_EQ(error, expected) << text;
+    }
 }
 
 } // namespace
