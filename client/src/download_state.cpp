@@ -73,6 +73,9 @@ std::optional<download_state> download_state::load(const output_dir& dir, const 
         if (!from_hex(j.at("identity").get<std::string>(), s.identity))
             throw std::runtime_error("bad identity");
         s.size = j.at("size").get<std::uint64_t>();
+        if (j.contains("sha256") &&
+            !from_hex(j.at("sha256").get<std::string>(), s.sha256.emplace()))
+            throw std::runtime_error("bad sha256");
         for (const auto& r : j.at("done")) {
             const byte_range range{r.at(0).get<std::uint64_t>(), r.at(1).get<std::uint64_t>()};
             if (range.begin > range.end || range.end > s.size)
@@ -93,6 +96,8 @@ local_error download_state::save(const output_dir& dir, const std::string& name)
     j["url"] = url;
     j["identity"] = to_hex(identity);
     j["size"] = size;
+    if (sha256)
+        j["sha256"] = to_hex(*sha256);
     auto done_json = nlohmann::json::array();
     for (const auto& r : done.ranges())
         done_json.push_back({r.begin, r.end});

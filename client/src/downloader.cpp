@@ -93,9 +93,9 @@ asio::awaitable<void> sleep_for(clock::duration d) {
 struct source {
     url u;
     fp::file_identity identity{}; ///< its own: each server has its own inode and mtime
-    unsigned failures = 0;        ///< failed chunks in a row
-    bool dropped = false;
-    std::uint64_t served = 0; ///< bytes of completed chunks
+    bool dropped = false;         ///< failed for good: never asked again
+    bool benched = false;         ///< far slower than the others: asked again if they all fail
+    std::uint64_t served = 0;     ///< bytes of completed chunks
 
     // Its speed per connection: the bytes received over the time its connections spent
     // fetching (a chunk in flight counts, so a source that stalls shows as slow).
@@ -104,6 +104,7 @@ struct source {
     unsigned fetching = 0; ///< its connections fetching now
     clock::time_point since = clock::now();
 
+    bool live() const noexcept { return !dropped && !benched; }
     /// Adds the time since the last call, once per connection fetching.
     void account(clock::time_point now) {
         busy += static_cast<int>(fetching) * (now - since);
@@ -115,7 +116,7 @@ struct source {
     }
 };
 
-/// Mirrors: a source this many times slower per connection than the fastest is dropped, once it
+/// Mirrors: a source this many times slower per connection than the fastest is benched, once it
 /// has fetched for `judged_after` and the fastest has `measured_after` or `measured_bytes`.
 constexpr double slow_factor = 8;
 constexpr clock::duration judged_after = std::chrono::seconds(2);
@@ -145,9 +146,10 @@ struct job {
     std::vector<connection*> active; ///< per worker, while it fetches
     std::vector<source> sources;     ///< [0] the URL; more with --mirror
     std::vector<std::size_t> active_source; ///< per worker: the source of its active connection
-    clock::time_point last_judged = clock::now();
     unsigned workers_left = 0;       ///< workers still running
     failure fatal;                   ///< a failure that ends this run
+    std::string fatal_source;        ///< mirrors: the --mirror whose failure it is
+    asio::steady_timer* watch = nullptr; ///< mirrors: the speed watch's timer, while it runs
     failure digest_failure;          ///< the server's digest could not be had
     local_error io;                  ///< a local write failure that ends this run
     bool changed = false;            ///< the server's file changed: start over
@@ -168,72 +170,93 @@ struct job {
 
     bool mirrored() const noexcept { return sources.size() > 1; }
 
-    /// The first source still in use from `from` on, round-robin; sources.size() if none is.
+    /// The first source in use from `from` on, round-robin; sources.size() if none is.
     std::size_t live_from(std::size_t from) const noexcept {
         for (std::size_t k = 0; k < sources.size(); ++k)
-            if (const auto at = (from + k) % sources.size(); !sources[at].dropped)
+            if (const auto at = (from + k) % sources.size(); sources[at].live())
                 return at;
         return sources.size();
     }
 
-    /// Mirrors: a chunk from source `s` failed with `f` (the chunk is back in the queue). The
-    /// source is dropped after a changed file, a failure that retrying cannot help, or more than
-    /// --retries failures in a row; the run fails when no source is left.
-    void source_failed(std::size_t s, const failure& f) {
+    /// "URL" for the first source, "--mirror URL" for the others: how messages name them.
+    std::string name_of(std::size_t s) const {
+        return (s == 0 ? "" : "--mirror ") + sources[s].u.str();
+    }
+
+    /// Mirrors: source `s` failed with `f` for good (a changed file, a failure retrying cannot
+    /// help, a connection out of retries on it): it is dropped, and its connections go on with
+    /// the others. With none left in use the benched ones are asked again; with none at all the
+    /// run fails with `f`, named after its source.
+    void drop(std::size_t s, failure f) {
         auto& src = sources[s];
         if (src.dropped)
             return;
-        ++src.failures;
+        src.dropped = true;
         const bool moved_on =
             f.what == failure::kind::server && f.error.code == fp::status::changed;
-        if (!moved_on && retryable(f) && src.failures <= o.retries) {
-            bar.note("ferry: " + src.u.str() + ": " + f.message() +
-                     "; its chunk goes to the next free connection");
-            return;
-        }
-        src.dropped = true;
         bar.note("ferry: dropping source " + src.u.str() + ": " +
                  (moved_on ? "the file changed on the server" : f.message()));
-        if (live_from(0) == sources.size()) {
-            fatal = f;
-            halt();
-        }
+        close_connections_of(s);
+        if (live_from(0) < sources.size())
+            return;
+        bool benched = false;
+        for (auto& other : sources)
+            if (!other.dropped && other.benched) {
+                other.benched = false;
+                benched = true;
+                bar.note("ferry: no faster source is left: going back to " + other.u.str());
+            }
+        if (benched)
+            return;
+        fatal = f;
+        if (s != 0)
+            fatal_source = name_of(s); // the run's error names the source
+        halt();
     }
 
-    /// Mirrors, at most once a second: drops the sources far slower than the fastest (never
-    /// the last one) and closes their connections, whose chunks go back to the queue.
+    /// Mirrors, once a second: benches the sources far slower than the fastest (never the last
+    /// one in use) and closes their connections, whose chunks go back to the queue.
     void judge_speeds() {
         const auto now = clock::now();
-        if (now - last_judged < std::chrono::seconds(1))
-            return;
-        last_judged = now;
         const source* best = nullptr;
-        for (auto& s : sources) {
-            s.account(now);
-            if (!s.dropped && (s.busy >= measured_after || s.received >= measured_bytes) &&
-                (!best || s.speed() > best->speed()))
-                best = &s;
+        for (auto& src : sources) {
+            src.account(now);
+            if (src.live() && (src.busy >= measured_after || src.received >= measured_bytes) &&
+                (!best || src.speed() > best->speed()))
+                best = &src;
         }
-        if (!best)
-            return;
-        for (std::size_t k = 0; k < sources.size(); ++k) {
-            auto& s = sources[k];
-            if (&s == best || s.dropped || s.busy < judged_after ||
-                s.speed() * slow_factor >= best->speed())
+        for (std::size_t k = 0; best && k < sources.size(); ++k) {
+            auto& src = sources[k];
+            if (&src == best || !src.live() || src.busy < judged_after ||
+                src.speed() * slow_factor >= best->speed())
                 continue;
-            s.dropped = true;
-            bar.note(fmt::format("ferry: dropping source {}: {}/s per connection, under 1/{} of "
-                                 "{}'s {}/s; its chunks go to the others",
-                                 s.u.str(), human_bytes(s.speed()), slow_factor, best->u.str(),
-                                 human_bytes(best->speed())));
-            for (std::size_t w = 0; w < active.size(); ++w)
-                if (active[w] && active_source[w] == k)
-                    active[w]->close();
+            src.benched = true;
+            bar.note(fmt::format("ferry: leaving source {} aside: {}/s per connection, under 1/{} "
+                                 "of {}'s {}/s; its chunks go to the others",
+                                 src.u.str(), human_bytes(src.speed()), slow_factor,
+                                 best->u.str(), human_bytes(best->speed())));
         }
+        for (std::size_t k = 0; k < sources.size(); ++k)
+            if (!sources[k].live()) // also a connection that was opening when it was left
+                close_connections_of(k);
+    }
+
+    void close_connections_of(std::size_t s) {
+        for (std::size_t w = 0; w < active.size(); ++w)
+            if (active[w] && active_source[w] == s)
+                active[w]->close(); // wakes the worker: its chunk goes back to the queue
+    }
+
+    /// A worker ends: the last one stops the speed watch.
+    void worker_done() {
+        if (--workers_left == 0 && watch)
+            watch->cancel();
     }
 
     void halt() {
         stop = true;
+        if (watch)
+            watch->cancel();
         for (auto* c : active)
             if (c)
                 c->close(); // wakes a worker blocked in a read
@@ -316,11 +339,6 @@ asio::awaitable<failure> fetch(job& j, source& src, connection& c, byte_range r,
         at += n;
         j.bar.advance(j.bar_id, n);
         src.received += n;
-        if (j.mirrored()) {
-            j.judge_speeds();
-            if (src.dropped) // too slow: this chunk goes to another source
-                co_return failure::network(asio::error::operation_aborted);
-        }
     }
     co_return co_await c.finish_get();
 }
@@ -339,24 +357,26 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
             if (j.stop) {
                 co_return;
             }
-            if (j.sources[s].dropped) { // go on with the next source still in use
-                conn.reset();
+            if (!j.sources[s].live()) { // go on with the next source in use
+                if (conn)
+                    j.pool.give_back(j.sources[s].u, std::move(conn));
                 s = j.live_from(s + 1);
                 if (s == j.sources.size()) {
                     j.planner.give_back(*r);
                     co_return; // (the last drop halted the run)
                 }
+                retry.reset();
             }
             auto& src = j.sources[s];
             failure f;
+            j.active_source[id] = s;
             if (!conn) {
                 auto opened = co_await j.pool.take(src.u);
                 f = opened.first;
                 conn = std::move(opened.second);
             }
-            if (!f) {
+            if (!f && src.live()) {
                 j.active[id] = conn.get();
-                j.active_source[id] = s;
                 src.account(clock::now());
                 ++src.fetching;
                 f = co_await fetch(j, src, *conn, *r, buffer);
@@ -365,11 +385,12 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
                 j.active[id] = nullptr;
                 if (j.stop)
                     co_return;
+            } else if (!f) {
+                continue; // left aside while this connection opened
             }
             if (!f) {
                 j.completed(*r);
                 src.served += r->size();
-                src.failures = 0;
                 retry.reset();
                 if (clock::now() - j.last_checkpoint > std::chrono::seconds(1))
                     j.checkpoint_in_background();
@@ -380,11 +401,27 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
             if (j.mirrored()) {
                 // The chunk goes back to the queue, for whichever connection is free first.
                 j.planner.give_back(*r);
-                j.source_failed(s, f);
-                if (j.stop)
-                    co_return;
-                if (!src.dropped) // a pause before this source is asked again
-                    co_await sleep_for(retry.next(f).value_or(retry_policy::first_backoff));
+                if (!src.live())
+                    break; // left aside or dropped meanwhile: not this connection's failure
+                const bool changed =
+                    f.what == failure::kind::server && f.error.code == fp::status::changed;
+                const auto wait = changed ? std::nullopt : retry.next(f);
+                if (!wait) {
+                    j.drop(s, f);
+                    break;
+                }
+                if (const auto next = j.live_from(s + 1); next != s) {
+                    // Another source takes over at once; this one rests.
+                    j.bar.note("ferry: " + src.u.str() + ": " + f.message() +
+                               "; going on with " + j.sources[next].u.str());
+                    conn.reset();
+                    s = next;
+                    break;
+                }
+                j.bar.note("ferry: " + src.u.str() + ": " + f.message() + "; retrying (" +
+                           std::to_string(retry.used()) + "/" +
+                           std::to_string(retry.attempts()) + ")");
+                co_await sleep_for(*wait);
                 break;
             }
             if (f.what == failure::kind::server && f.error.code == fp::status::changed) {
@@ -397,7 +434,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
                 // Out of retries while other connections go on (refused during a server's drain,
                 // busy beyond a per-address limit): leave the chunk to them, as aria2 does.
                 j.planner.give_back(*r);
-                --j.workers_left;
+                j.worker_done();
                 j.bar.note("ferry: " + j.u.str() + ": " + f.message() +
                            "; going on with fewer connections");
                 co_return;
@@ -412,8 +449,21 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
             co_await sleep_for(*wait);
         }
     }
-    --j.workers_left;
+    j.worker_done();
     j.pool.give_back(j.sources[s].u, std::move(conn));
+}
+
+/// Mirrors: judges the sources' speeds once a second while the workers run.
+asio::awaitable<void> watch_speeds(job& j) {
+    asio::steady_timer timer{co_await asio::this_coro::executor};
+    j.watch = &timer;
+    while (!j.stop && j.workers_left > 0) {
+        timer.expires_after(std::chrono::seconds(1));
+        co_await timer.async_wait(use_nothrow);
+        if (!j.stop && j.workers_left > 0)
+            j.judge_speeds();
+    }
+    j.watch = nullptr;
 }
 
 /// The server's digest, fetched on its own connection while the body downloads. Hashing a large
@@ -465,6 +515,22 @@ bool unversioned(const fp::file_identity& id) {
 /// mtime) and size, whatever URL spelling (`./f`, `a//f`, another host name) wrote it.
 bool same_file(const download_state& s, const fp::stat_reply& st) {
     return s.identity == st.identity && s.size == st.size && !unversioned(st.identity);
+}
+
+/// Whether the partial download `s` may be resumed as the file the server now describes as
+/// `st`, this run checking the whole file against `expected` (the sources' SHA-256 with
+/// --mirror, or --sha256's) or, if `verify`, against the server's. A .part filled from
+/// several servers (--mirror) holds bytes no single identity vouches for: it is resumed only
+/// when it will be checked against the SHA-256 its sources agreed on.
+bool resumable(const download_state& s, const fp::stat_reply& st,
+               const std::optional<fp::sha256_digest>& expected, bool verify) {
+    if (!s.sha256)
+        return same_file(s, st);
+    if (s.size != st.size)
+        return false;
+    if (expected)
+        return *expected == *s.sha256;
+    return verify && same_file(s, st);
 }
 
 /// Before any request: OUT can be written, and nothing ferry did not create is at its names.
@@ -519,42 +585,67 @@ unique_fd prepare_output(const output_dir& dir, const std::string& out, const st
     }
 }
 
+/// What one source said to a STAT with the SHA-256 (after its redirects): `u` is where it
+/// answered.
+struct source_answer {
+    url u;
+    fp::stat_reply st;
+    failure f;
+};
+
+asio::awaitable<void> ask_source(source_answer& a, timeouts patient, unsigned retries) {
+    redirect_chain redirects{a.u};
+    for (retry_policy retry{retries};;) {
+        auto [of, conn] = co_await connection::open(a.u, patient);
+        a.f = of;
+        if (!a.f)
+            a.f = co_await conn->stat(a.u.path, true, a.st);
+        if (a.f.what == failure::kind::redirect && !(a.f = redirects.follow(a.u, a.f)))
+            continue;
+        const auto wait = a.f ? retry.next(a.f) : std::nullopt;
+        if (!wait)
+            break;
+        co_await sleep_for(*wait);
+    }
+    if (!a.f && a.st.kind != fp::file_kind::regular) {
+        a.f.what = failure::kind::server;
+        a.f.error = {fp::status::not_regular_file, false, 0, "not a regular file: " + a.u.path};
+    }
+}
+
 /// --mirror: asks every source (the URL first) for its size and SHA-256 before any byte is
-/// written. Fills `live` with the sources that agree with the first that answered (one that
-/// cannot be reached is dropped with a note) and `digest` with their SHA-256. False, with r's
-/// code and error set, when a source disagrees, offers no digest or fails otherwise, or when
-/// none can be reached.
+/// written, all at once (each server hashes the file before it answers). Fills `live` with the
+/// sources that agree with the first that answered (one that cannot be reached is left out
+/// with a note) and `digest` with their SHA-256. False, with r's code and error set, when a
+/// source disagrees, offers no digest or fails otherwise, or when none can be reached.
 asio::awaitable<bool> check_sources(url u, get_options o, progress& bar, file_result& r,
-                                    std::vector<source>& live, fp::sha256_digest& digest) {
+                                    std::vector<source>& live, fp::sha256_digest& digest,
+                                    std::uint64_t& size) {
     timeouts patient = o.limits;
     patient.stall = o.digest_timeout; // the server hashes the whole file before it answers
-    std::vector<url> all{u};
-    all.insert(all.end(), o.mirrors.begin(), o.mirrors.end());
+    std::vector<source_answer> answers{{u, {}, {}}};
+    for (const auto& m : o.mirrors)
+        answers.push_back({m, {}, {}});
+    {
+        auto ex = co_await asio::this_coro::executor;
+        using op_type =
+            decltype(asio::co_spawn(ex, ask_source(answers[0], patient, 0), asio::deferred));
+        std::vector<op_type> ops;
+        for (auto& a : answers)
+            ops.push_back(
+                asio::co_spawn(ex, ask_source(a, patient, std::min(o.retries, 2U)), asio::deferred));
+        auto [order, errors] = co_await asio::experimental::make_parallel_group(std::move(ops))
+                                   .async_wait(asio::experimental::wait_for_all(),
+                                               asio::use_awaitable);
+        for (auto& e : errors)
+            if (e)
+                std::rethrow_exception(e);
+    }
     std::string first;
-    std::uint64_t size = 0;
     failure unreachable;
-    for (std::size_t i = 0; i < all.size(); ++i) {
-        url s = all[i];
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+        const auto& [s, st, f] = answers[i];
         const std::string name = i == 0 ? s.str() : "--mirror " + s.str();
-        redirect_chain redirects{s};
-        fp::stat_reply st;
-        failure f;
-        for (retry_policy retry{std::min(o.retries, 2U)};;) {
-            auto [of, conn] = co_await connection::open(s, patient);
-            f = of;
-            if (!f)
-                f = co_await conn->stat(s.path, true, st);
-            if (f.what == failure::kind::redirect && !(f = redirects.follow(s, f)))
-                continue;
-            const auto wait = f ? retry.next(f) : std::nullopt;
-            if (!wait)
-                break;
-            co_await sleep_for(*wait);
-        }
-        if (!f && st.kind != fp::file_kind::regular) {
-            f.what = failure::kind::server;
-            f.error = {fp::status::not_regular_file, false, 0, "not a regular file: " + s.path};
-        }
         if (f && retryable(f)) {
             bar.note("ferry: " + name + ": " + f.message() + "; going on without it");
             if (!unreachable)
@@ -750,9 +841,10 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
     // --mirror: every source agrees on the size and SHA-256 before any byte is written. The
     // SHA-256 they agree on is what the whole file is checked against.
     std::vector<source> mirrored;
+    std::uint64_t agreed_size = 0;
     if (!o.mirrors.empty()) {
         fp::sha256_digest agreed{};
-        if (!co_await check_sources(u, o, bar, r, mirrored, agreed))
+        if (!co_await check_sources(u, o, bar, r, mirrored, agreed, agreed_size))
             co_return finish(r);
         if (o.expected && *o.expected != agreed) {
             r.code = exit_code::integrity;
@@ -807,28 +899,43 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
             co_return finish(r);
         }
         r.size = st.size;
+        if (!mirrored.empty() && st.size != agreed_size) {
+            r.code = exit_code::integrity;
+            r.error = fmt::format("the file's size changed from {} to {} since the sources were "
+                                  "compared; rerun",
+                                  agreed_size, st.size);
+            co_return finish(r);
+        }
 
         // The resume state, if it describes this very version of the file.
         download_state state;
         const bool have_part = !created;
         if (restart > 0)
             saved.reset();
-        if (saved && have_part && same_file(*saved, st)) {
+        if (saved && have_part && resumable(*saved, st, o.expected, o.verify)) {
             state = std::move(*saved);
             state.url = u.str(); // this spelling from now on; the identity is what matched
+            state.identity = st.identity; // (the same, unless the SHA-256 is what matched)
+            if (state.sha256 && !o.expected)
+                o.expected = state.sha256; // what the sources that filled it agreed on
             r.resumed = state.done.total() > 0;
         } else {
             if (saved && have_part && saved->done.total() > 0) {
                 bar.note("ferry: " +
-                         (saved->url == u.str()
+                         (saved->sha256 && !o.verify && !o.expected
+                              ? part.string() + " was filled from several servers (--mirror): "
+                                                "--no-verify would leave it unchecked"
+                          : saved->url == u.str()
                               ? u.str() + " changed on the server since the partial download"
                               : part.string() + " holds a partial download of another file (" +
                                     saved->url + ")") +
                          "; starting over");
                 r.restarted = true;
             }
-            state = {u.str(), st.identity, st.size, {}};
+            state = {u.str(), st.identity, st.size, {}, {}};
         }
+        if (!mirrored.empty())
+            state.sha256 = o.expected; // the sources' SHA-256
         const bool fresh = state.done.total() == 0;
 
         if (fresh) {
@@ -914,6 +1021,8 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         const bool need_digest = o.verify && !o.expected;
         if (need_digest)
             ops.push_back(asio::co_spawn(ex, fetch_digest(j), asio::deferred));
+        if (j.mirrored() && j.workers_left > 0)
+            ops.push_back(asio::co_spawn(ex, watch_speeds(j), asio::deferred));
         if (!ops.empty()) {
             auto [order, errors] =
                 co_await asio::experimental::make_parallel_group(std::move(ops))
@@ -943,7 +1052,9 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         if (j.mirrored())
             for (const auto& src : j.sources)
                 bar.note(fmt::format("ferry: {} served {} bytes{}", src.u.str(), src.served,
-                                     src.dropped ? " (dropped)" : ""));
+                                     src.dropped   ? " (dropped)"
+                                     : src.benched ? " (left aside: slow)"
+                                                   : ""));
         if (j.syncing.valid())
             j.collect(); // no checkpoint may still be writing the state below
 
@@ -971,13 +1082,14 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         if (!j.fatal && need_digest && !j.changed && !j.digest)
             j.fatal = j.digest_failure ? j.digest_failure
                                        : failure::protocol(fp::protocol_errc::truncated);
-        if (j.fatal && j.fatal.what == failure::kind::protocol && fresh) {
+        if (j.fatal && j.fatal.what == failure::kind::protocol && fresh && !j.mirrored()) {
+            // (With mirrors the others' chunks are kept: the whole file is checked anyway.)
             dir.remove(part_name); // what a server that sends invalid data sent is not kept
             dir.remove(state_name);
         }
         if (j.fatal) {
             r.code = code_for(j.fatal);
-            r.error = j.fatal.message();
+            r.error = (j.fatal_source.empty() ? "" : j.fatal_source + ": ") + j.fatal.message();
             if (r.code == exit_code::network || r.code == exit_code::busy)
                 r.error += " (the partial download is kept; rerun to resume)";
             co_return finish(r);
@@ -1000,9 +1112,14 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
                 dir.remove(state_name);
                 r.code = exit_code::integrity;
                 r.error = got.ec ? local("reading back", part, got.ec.value()).message
-                                 : "SHA-256 mismatch for " + u.str() + ": expected " +
-                                       to_hex(expected) + ", got " + to_hex(got.digest) +
-                                       "; the download was discarded";
+                           : j.mirrored()
+                               ? "SHA-256 mismatch: the sources agreed on " + to_hex(expected) +
+                                     ", their bytes hash to " + to_hex(got.digest) +
+                                     ": one of them sent other bytes than it announced (see the "
+                                     "bytes each served); the download was discarded"
+                               : "SHA-256 mismatch for " + u.str() + ": expected " +
+                                     to_hex(expected) + ", got " + to_hex(got.digest) +
+                                     "; the download was discarded";
                 co_return finish(r);
             }
             r.sha256 = to_hex(got.digest);

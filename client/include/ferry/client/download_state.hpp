@@ -16,6 +16,9 @@ struct download_state {
     protocol::file_identity identity{};
     std::uint64_t size = 0;
     range_set done; ///< fdatasync'ed before they are recorded here
+    /// --mirror: the SHA-256 the sources agreed on. The .part holds bytes from several servers,
+    /// each with its own identity: it is resumed only where it will be checked against this.
+    std::optional<protocol::sha256_digest> sha256;
 
     /// The state `name` in `dir`; nullopt if there is none. A file that cannot be read or parsed
     /// is treated as absent (and `warning` says so): the download starts over rather than
