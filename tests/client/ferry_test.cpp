@@ -658,6 +658,90 @@ TEST_F(FerryCli, AnInputFileListsDownloadsWithTheirMirrorsAndNames) {
     }
 }
 
+TEST_F(FerryCli, AMirroredPartResumesWhileTheUrlIsDownAndIsNeverPublishedUnchecked) {
+    const std::size_t size = 8 << 20;
+    const auto content = make_content(size, 38);
+    temp_dir other;
+    write_file(root / "big", content);
+    write_file(other / "big", content);
+    const std::vector<std::string> paced{"--rate-limit", std::to_string(1 << 20)};
+    auto a = std::make_unique<ferryd_process>(root.path(), paced);
+    ferryd_process b{other.path(), paced};
+    const auto out = work / "big";
+    const std::vector<std::string> mirrored{"--mirror", url_of(b, "big"), "-j", "2"};
+
+    // A .part filled from two servers, whose own identities differ, records their SHA-256.
+    kill_mid_download(*a, "big", out, 2 << 20, mirrored);
+    const auto state = nlohmann::json::parse(read_file(work / "big.part.state"));
+    ASSERT_TRUE(state.contains("sha256")) << state.dump();
+
+    // Rerun with --no-verify and no mirror: not resumed (nothing would check the bytes another
+    // server sent). Planted: bytes the mirror "sent" wrong, which a resume would publish.
+    {
+        std::string part = read_file(work / "big.part");
+        part.replace(0, 4096, std::string(4096, 'X'));
+        write_file(work / "big.part", part);
+    }
+    auto unchecked = ferry(work.path(), {"get", url_of(*a, "big"), "--no-verify"});
+    ASSERT_EQ(unchecked.code, 0) << unchecked.output;
+    EXPECT_NE(unchecked.output.find("was filled from several servers (--mirror): --no-verify "
+                                    "would leave it unchecked; starting over"),
+              std::string::npos)
+        << unchecked.output;
+    EXPECT_TRUE(read_file(out) == content);
+
+    // The URL's server is down on the rerun: the .part resumes from the mirror, matched by the
+    // SHA-256 it recorded, not by the identity of a server that cannot answer.
+    std::filesystem::remove(out);
+    kill_mid_download(*a, "big", out, 2 << 20, mirrored);
+    const auto url_a = url_of(*a, "big");
+    ASSERT_EQ(a->stop(), 0);
+    a.reset();
+    auto resumed = ferry(work.path(), {"get", url_a, "--mirror", url_of(b, "big")});
+    ASSERT_EQ(resumed.code, 0) << resumed.output;
+    EXPECT_NE(resumed.output.find(url_a + ": "), std::string::npos) << resumed.output;
+    EXPECT_NE(resumed.output.find("going on without it"), std::string::npos) << resumed.output;
+    EXPECT_NE(resumed.output.find("fetched after a resume"), std::string::npos) << resumed.output;
+    EXPECT_EQ(resumed.output.find("starting over"), std::string::npos) << resumed.output;
+    EXPECT_NE(resumed.output.find("sha256 ok"), std::string::npos) << resumed.output;
+    EXPECT_TRUE(read_file(out) == content);
+}
+
+TEST_F(FerryCli, ASlowMirrorLeftAsideIsAskedAgainWhenTheFastOneDies) {
+    // The slow source (512 KiB/s a connection) is left aside for the fast one (8 MiB/s); the
+    // fast one is then killed: the download goes back to the slow one instead of failing.
+    const std::size_t size = 32 << 20;
+    const auto content = make_content(size, 39);
+    temp_dir other;
+    write_file(root / "big", content);
+    write_file(other / "big", content);
+    ferryd_process slow{root.path(), {"--rate-limit", std::to_string(512 << 10)}};
+    auto fast = std::make_unique<ferryd_process>(
+        other.path(), std::vector<std::string>{"--rate-limit", std::to_string(8 << 20)});
+    const auto slow_url = url_of(slow, "big");
+    const auto log = work / "client.log";
+    child_process client{{bin("ferry"), "get", slow_url, "--mirror", url_of(*fast, "big"), "-o",
+                          (work / "big").string(), "-j", "2", "--chunk-size",
+                          std::to_string(256 << 10), "--retries", "2"},
+                         log};
+    ASSERT_TRUE(eventually(
+        [&] {
+            return std::filesystem::exists(log) &&
+                   read_file(log).find("leaving source " + slow_url + " aside") !=
+                       std::string::npos;
+        },
+        std::chrono::seconds(30)))
+        << read_file(log);
+    fast->process().signal(SIGKILL);
+    ASSERT_TRUE(fast->process().wait_exit(std::chrono::seconds(10)));
+    ASSERT_EQ(client.wait_exit(std::chrono::seconds(90)), 0) << read_file(log);
+    EXPECT_TRUE(read_file(work / "big") == content);
+    const auto said = read_file(log);
+    EXPECT_NE(said.find("no faster source is left: going back to " + slow_url), std::string::npos)
+        << said;
+    EXPECT_NE(said.find("sha256 ok"), std::string::npos) << said;
+}
+
 TEST_F(FerryCli, AMirrorWithAnotherFileIsRefusedBeforeAnyByteIsWritten) {
     temp_dir other;
     write_file(root / "f", make_content(100000, 32));
