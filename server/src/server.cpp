@@ -74,6 +74,21 @@ asio::ip::tcp::acceptor main_thread_listener(asio::io_context& ctx,
     return a;
 }
 
+/// The listener of a main-thread role (admin, agent): systemd's socket of that name, adopted
+/// and `inherited` closed, wins over the role's `option` (bound to `at`); neither: none.
+std::optional<asio::ip::tcp::acceptor>
+adopt_or_listen(asio::io_context& ctx, std::optional<int> inherited,
+                const std::optional<asio::ip::tcp::endpoint>& at, const char* option) {
+    if (inherited) {
+        auto a = adopt_listener(ctx, *inherited);
+        ::close(*inherited);
+        return a;
+    }
+    if (at)
+        return main_thread_listener(ctx, *at, option);
+    return std::nullopt;
+}
+
 } // namespace
 
 server::worker::worker(server& s, std::shared_ptr<const server_config> c)
@@ -91,7 +106,7 @@ server::server(server_config config, server_loggers loggers, inherited_sockets i
     for (unsigned i = 0; i < config_->threads; ++i)
         workers_.push_back(std::make_unique<worker>(*this, config_));
     open_admin_listener(inherited.admin);
-    open_agent_responder();
+    open_agent_responder(inherited.agent);
     if (!inherited.data.empty()) {
         // systemd holds the sockets (and their backlog) across restarts: they replace --listen.
         std::vector<std::string> where;
@@ -121,17 +136,11 @@ server::server(server_config config, server_loggers loggers, inherited_sockets i
 void server::open_admin_listener(std::optional<int> inherited) {
     start_time_ =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    asio::ip::tcp::acceptor a{main_};
-    if (inherited) { // systemd's socket named admin wins over --admin-listen
-        a = adopt_listener(main_, *inherited);
-        ::close(*inherited);
-    } else if (config_->admin_listen) {
-        a = main_thread_listener(main_, *config_->admin_listen, "admin-listen");
-    } else {
+    auto a = adopt_or_listen(main_, inherited, config_->admin_listen, "admin-listen");
+    if (!a)
         return;
-    }
     admin_ = std::make_unique<admin_listener>(
-        main_, std::move(a),
+        main_, std::move(*a),
         admin_listener::probes{[this] { return metrics_text(); },
                                [this]() -> std::optional<std::string> {
                                    if (draining_)
@@ -152,11 +161,12 @@ void server::open_admin_listener(std::optional<int> inherited) {
         *log_.server);
 }
 
-void server::open_agent_responder() {
-    if (!config_->agent_listen)
+void server::open_agent_responder(std::optional<int> inherited) {
+    auto a = adopt_or_listen(main_, inherited, config_->agent_listen, "agent-listen");
+    if (!a)
         return;
     agent_ = std::make_unique<agent_responder>(
-        main_, main_thread_listener(main_, *config_->agent_listen, "agent-listen"),
+        main_, std::move(*a),
         [this] {
             return agent_state{maintenance_, draining_, limits_.active(), limits_.max_total()};
         },

@@ -37,6 +37,8 @@ inherited_sockets take_inherited_sockets() {
                   ") is not a listening TCP socket: check ListenStream= in the socket unit";
         if (name == "admin")
             sockets.admin = fd;
+        else if (name == "agent")
+            sockets.agent = fd;
         else
             sockets.data.push_back(fd);
     }

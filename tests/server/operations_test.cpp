@@ -185,15 +185,6 @@ TEST(Operations, IdleAdminConnectionsCannotLockTheScraperOut) {
     EXPECT_EQ(server.stop(), 0);
 }
 
-/// The line the agent-check responder on `port` writes before it closes.
-std::string agent_check(std::uint16_t port) {
-    auto c = test_client::connect(port);
-    // HAProxy may send a line of its own (agent-send): the answer must still arrive whole.
-    const std::string hello = "hello\n";
-    c.send_raw(std::as_bytes(std::span{hello}));
-    return read_until_closed(c.fd());
-}
-
 TEST(Operations, TheAgentSaysReadyWithAWeightFromTheLoadThenMaintThenDrain) {
     temp_dir root;
     write_file(root / "big", std::string(4 << 20, 'x'));

@@ -272,6 +272,42 @@ TEST(FerrydSystemd, ServesTheSocketsSystemdPassesInsteadOfListen) {
     EXPECT_EQ(systemd.process().wait_exit(30s), 0) << systemd.log();
 }
 
+TEST(FerrydSystemd, AnswersAgentChecksOnTheSocketNamedAgentInsteadOfAgentListen) {
+    if (!has_systemd_socket_activate())
+        GTEST_SKIP() << "systemd-socket-activate is not installed";
+    temp_dir root;
+    temp_dir run_dir;
+    write_file(root / "hello.txt", "hello");
+    // The agent's socket before the admin's: the port file keeps its order all the same.
+    socket_activation systemd{{"ferry", "agent", "admin"},
+                              ferryd_command(root.path(), run_dir, {},
+                                             {"--listen", "127.0.0.1:0", "--agent-listen",
+                                              "127.0.0.1:0", "--log-level", "info"}),
+                              run_dir / "log"};
+    // The agent check is the first connection: it starts ferryd, and waits in the backlog.
+    EXPECT_EQ(agent_check(systemd.port(1)), "ready 100%\n") << systemd.log();
+    // The port file: the service's port, the admin listener's, then the agent's (the inherited
+    // one, not a port of --agent-listen's).
+    EXPECT_EQ(file_or_empty(run_dir / "port"), std::to_string(systemd.port(0)) + "\n" +
+                                                   std::to_string(systemd.port(2)) + "\n" +
+                                                   std::to_string(systemd.port(1)) + "\n");
+    auto c = test_client::connect(systemd.port(0));
+    EXPECT_EQ(c.get("hello.txt").body, "hello") << systemd.log();
+    const auto log = systemd.log();
+    EXPECT_NE(log.find("serving the socket(s) systemd passed, 127.0.0.1:" +
+                       std::to_string(systemd.port(0)) + ", instead of the listen addresses"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(
+        log.find("HAProxy agent-check responder on port " + std::to_string(systemd.port(1)) + "\n"),
+        std::string::npos)
+        << log;
+    // systemd-socket-activate exec'd ferryd: its PID is ferryd's.
+    systemd.process().signal(SIGTERM);
+    EXPECT_TRUE(c.wait_closed());
+    EXPECT_EQ(systemd.process().wait_exit(30s), 0) << systemd.log();
+}
+
 TEST(FerrydSystemd, AnInheritedDescriptorThatIsNotAListeningSocketIsRefused) {
     temp_dir root;
     temp_dir run_dir;

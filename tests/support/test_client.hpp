@@ -241,6 +241,15 @@ inline http_answer http(std::uint16_t port, const std::string& method, const std
     return a;
 }
 
+/// The line the agent-check responder on 127.0.0.1:port writes before it closes.
+inline std::string agent_check(std::uint16_t port) {
+    auto c = test_client::connect(port);
+    // HAProxy may send a line of its own (agent-send): the answer must still arrive whole.
+    const std::string hello = "hello\n";
+    c.send_raw(std::as_bytes(std::span{hello}));
+    return read_until_closed(c.fd());
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; the caller retries if it is taken since).
 inline std::uint16_t free_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -91,8 +91,8 @@ private:
     asio::awaitable<void> on_hangup(asio::signal_set& hangup);
     /// The admin listener: systemd's socket named admin, else --admin-listen, else none.
     void open_admin_listener(std::optional<int> inherited);
-    /// The agent-check responder (--agent-listen), if there is one.
-    void open_agent_responder();
+    /// The agent-check responder: systemd's socket named agent, else --agent-listen, else none.
+    void open_agent_responder(std::optional<int> inherited);
     /// Rereads the configuration and applies what may change while running.
     void reload();
     /// Runs as `config.user` from now on, if one is set and the process runs as root: once the

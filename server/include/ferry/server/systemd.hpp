@@ -5,7 +5,8 @@
 // - Type=notify: READY=1 once serving, STOPPING=1 on the drain, STATUS= lines for
 //   `systemctl status` (sd_notify(3)).
 // - Socket activation: the listening sockets systemd holds (ferryd.socket) replace --listen,
-//   so `systemctl restart` never refuses a connection (sd_listen_fds_with_names(3)).
+//   so `systemctl restart` never refuses a connection (sd_listen_fds_with_names(3)); the one
+//   named `admin` replaces --admin-listen, the one named `agent` --agent-listen.
 // - The journal: when stderr is journald's stream, each line starts with its syslog priority
 //   (`<6>`) and carries no timestamp of its own (sd-daemon(3)).
 // docs/operations.md, "Socket activation and restarts", tells the whole story.
@@ -27,12 +28,13 @@ namespace ferry::server {
 
 /// The sockets the service manager passed (LISTEN_FDS), by name (FileDescriptorName=).
 struct inherited_sockets {
-    std::vector<int> data;    ///< listening TCP sockets to serve (any name but `admin`)
-    std::optional<int> admin; ///< the socket named `admin`: not a data listener
+    std::vector<int> data;    ///< listening TCP sockets to serve (any name but `admin`, `agent`)
+    std::optional<int> admin; ///< the socket named `admin`: the admin listener, not a data one
+    std::optional<int> agent; ///< the socket named `agent`: the HAProxy agent-check responder
 };
 
 /// Takes the sockets passed to this process (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES) and unsets
-/// those variables; none passed: both fields empty. Throws std::runtime_error naming the
+/// those variables; none passed: every field empty. Throws std::runtime_error naming the
 /// descriptor when one is not a listening TCP socket (or not open at all).
 inherited_sockets take_inherited_sockets();
 
