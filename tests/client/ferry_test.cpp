@@ -742,6 +742,40 @@ TEST_F(FerryCli, ASlowMirrorLeftAsideIsAskedAgainWhenTheFastOneDies) {
     EXPECT_NE(said.find("sha256 ok"), std::string::npos) << said;
 }
 
+TEST_F(FerryCli, AMirrorSendingOtherBytesThanItsDigestSaysFailsTheWholeFileAndBlamesNoUrl) {
+    // The mirror's bytes change in place, its identity (size, mtime) kept: its cached SHA-256
+    // agrees with the URL's, but some of the chunks it sends are other bytes.
+    temp_dir other;
+    const std::size_t size = 1 << 20;
+    write_file(root / "f", make_content(size, 40));
+    const auto lying = other / "f";
+    write_file(lying, make_content(size, 40));
+    struct stat before {};
+    ASSERT_EQ(::stat(lying.c_str(), &before), 0);
+    ferryd_process a{root.path()}, b{other.path()};
+    ASSERT_EQ(ferry(work.path(), {"stat", url_of(b, "f"), "--sha256"}).code, 0);
+    {
+        const std::string junk(size, 'X');
+        const int fd = ::open(lying.c_str(), O_WRONLY);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::pwrite(fd, junk.data(), junk.size(), 0), static_cast<ssize_t>(size));
+        ::close(fd);
+        const struct timespec times[2] = {before.st_atim, before.st_mtim};
+        ASSERT_EQ(::utimensat(AT_FDCWD, lying.c_str(), times, 0), 0);
+    }
+    auto r = ferry(work.path(), {"get", url_of(a, "f"), "--mirror", url_of(b, "f"), "-j", "2",
+                                 "--chunk-size", "65536"});
+    EXPECT_EQ(r.code, 6) << r.output;
+    EXPECT_NE(r.output.find("SHA-256 mismatch: the sources agreed on "), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("one of them sent other bytes than it announced"), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find(url_of(b, "f") + " served "), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(work / "f"));
+    EXPECT_FALSE(std::filesystem::exists(work / "f.part"));
+    EXPECT_FALSE(std::filesystem::exists(work / "f.part.state"));
+}
+
 TEST_F(FerryCli, AMirrorWithAnotherFileIsRefusedBeforeAnyByteIsWritten) {
     temp_dir other;
     write_file(root / "f", make_content(100000, 32));
