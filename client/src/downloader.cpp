@@ -686,6 +686,22 @@ asio::awaitable<bool> check_sources(url u, get_options o, progress& bar, file_re
         r.error = "no source could be reached: " + unreachable.message();
         co_return false;
     }
+    // A server that names no version of the file (HTTP without an ETag or a settled
+    // Last-Modified) cannot serve a range tied to one version: it is left out while another can.
+    const auto versioned = [](const source& src) { return !unversioned(src.identity); };
+    if (std::any_of(live.begin(), live.end(), versioned)) {
+        for (const auto& src : live)
+            if (!versioned(src))
+                bar.note("ferry: " + src.u.str() +
+                         ": the server sends no ETag, nor a Last-Modified a second older than "
+                         "its answer, so its ranges cannot be tied to one version; going on "
+                         "without it");
+        std::erase_if(live, [&](const source& src) { return !versioned(src); });
+    } else if (live.size() > 1) {
+        bar.note("ferry: no source sends an ETag or a settled Last-Modified: one connection to " +
+                 live.front().u.str() + ", the others unused");
+        live.resize(1);
+    }
     co_return true;
 }
 
