@@ -420,7 +420,9 @@ int get_command(const std::vector<std::string>& args) {
     if (vm.count("url"))
         for (const auto& text : vm["url"].as<std::vector<std::string>>())
             files.push_back({parse_url_arg(text), {}, {}});
-    if (!input_file.empty()) {
+    if (vm.count("input-file")) {
+        if (input_file.empty())
+            throw usage_error("-i needs a file name ('-' for standard input)");
         auto listed = read_input_file(input_file);
         files.insert(files.end(), listed.begin(), listed.end());
     }

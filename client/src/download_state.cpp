@@ -66,15 +66,17 @@ std::optional<download_state> download_state::load(const output_dir& dir, const 
         if (failed)
             throw std::runtime_error(failed.message);
         const auto j = nlohmann::json::parse(text);
-        if (j.at("format").get<int>() != 1)
+        // Format 2 is format 1 with the sources' SHA-256, so a ferry that knows only format 1
+        // does not resume a .part it could not check.
+        const int format = j.at("format").get<int>();
+        if (format != 1 && format != 2)
             throw std::runtime_error("unknown format");
         download_state s;
         s.url = j.at("url").get<std::string>();
         if (!from_hex(j.at("identity").get<std::string>(), s.identity))
             throw std::runtime_error("bad identity");
         s.size = j.at("size").get<std::uint64_t>();
-        if (j.contains("sha256") &&
-            !from_hex(j.at("sha256").get<std::string>(), s.sha256.emplace()))
+        if (format == 2 && !from_hex(j.at("sha256").get<std::string>(), s.sha256.emplace()))
             throw std::runtime_error("bad sha256");
         for (const auto& r : j.at("done")) {
             const byte_range range{r.at(0).get<std::uint64_t>(), r.at(1).get<std::uint64_t>()};
@@ -92,7 +94,7 @@ std::optional<download_state> download_state::load(const output_dir& dir, const 
 
 local_error download_state::save(const output_dir& dir, const std::string& name) const {
     nlohmann::json j;
-    j["format"] = 1;
+    j["format"] = sha256 ? 2 : 1;
     j["url"] = url;
     j["identity"] = to_hex(identity);
     j["size"] = size;

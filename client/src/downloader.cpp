@@ -95,6 +95,7 @@ struct source {
     fp::file_identity identity{}; ///< its own: each server has its own inode and mtime
     bool dropped = false;         ///< failed for good: never asked again
     bool benched = false;         ///< far slower than the others: asked again if they all fail
+    bool failing = false;         ///< its last chunk failed: its past speed is no reference
     std::uint64_t served = 0;     ///< bytes of completed chunks
 
     // Its speed per connection: the bytes received over the time its connections spent
@@ -221,7 +222,8 @@ struct job {
         const source* best = nullptr;
         for (auto& src : sources) {
             src.account(now);
-            if (src.live() && (src.busy >= measured_after || src.received >= measured_bytes) &&
+            if (src.live() && !src.failing &&
+                (src.busy >= measured_after || src.received >= measured_bytes) &&
                 (!best || src.speed() > best->speed()))
                 best = &src;
         }
@@ -345,6 +347,10 @@ asio::awaitable<failure> fetch(job& j, source& src, connection& c, byte_range r,
 
 /// One connection's life: chunk after chunk from the shared queue, starting with `first`.
 asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> first) {
+    struct counted { // however the worker ends (an exception too), it is counted out once
+        job& j;
+        ~counted() { j.worker_done(); }
+    } guard{j};
     std::unique_ptr<connection> conn;
     std::vector<std::byte> buffer(1 << 20);
     retry_policy retry{j.o.retries};
@@ -391,6 +397,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
             if (!f) {
                 j.completed(*r);
                 src.served += r->size();
+                src.failing = false;
                 retry.reset();
                 if (clock::now() - j.last_checkpoint > std::chrono::seconds(1))
                     j.checkpoint_in_background();
@@ -403,6 +410,7 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
                 j.planner.give_back(*r);
                 if (!src.live())
                     break; // left aside or dropped meanwhile: not this connection's failure
+                src.failing = true;
                 const bool changed =
                     f.what == failure::kind::server && f.error.code == fp::status::changed;
                 const auto wait = changed ? std::nullopt : retry.next(f);
@@ -410,18 +418,20 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
                     j.drop(s, f);
                     break;
                 }
-                if (const auto next = j.live_from(s + 1); next != s) {
-                    // Another source takes over at once; this one rests.
+                const auto next = j.live_from(s + 1);
+                if (next != s) {
+                    // Another source takes over, at once after a first failure; this one rests.
                     j.bar.note("ferry: " + src.u.str() + ": " + f.message() +
                                "; going on with " + j.sources[next].u.str());
                     conn.reset();
                     s = next;
-                    break;
+                } else {
+                    j.bar.note("ferry: " + src.u.str() + ": " + f.message() + "; retrying (" +
+                               std::to_string(retry.used()) + "/" +
+                               std::to_string(retry.attempts()) + ")");
                 }
-                j.bar.note("ferry: " + src.u.str() + ": " + f.message() + "; retrying (" +
-                           std::to_string(retry.used()) + "/" +
-                           std::to_string(retry.attempts()) + ")");
-                co_await sleep_for(*wait);
+                if (next == s || retry.used() > 1) // a streak: every source failed in turn
+                    co_await sleep_for(*wait);
                 break;
             }
             if (f.what == failure::kind::server && f.error.code == fp::status::changed) {
@@ -434,7 +444,6 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
                 // Out of retries while other connections go on (refused during a server's drain,
                 // busy beyond a per-address limit): leave the chunk to them, as aria2 does.
                 j.planner.give_back(*r);
-                j.worker_done();
                 j.bar.note("ferry: " + j.u.str() + ": " + f.message() +
                            "; going on with fewer connections");
                 co_return;
@@ -449,7 +458,6 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
             co_await sleep_for(*wait);
         }
     }
-    j.worker_done();
     j.pool.give_back(j.sources[s].u, std::move(conn));
 }
 
@@ -457,13 +465,16 @@ asio::awaitable<void> run_worker(job& j, unsigned id, std::optional<byte_range> 
 asio::awaitable<void> watch_speeds(job& j) {
     asio::steady_timer timer{co_await asio::this_coro::executor};
     j.watch = &timer;
+    struct forget { // however it ends, nothing cancels the timer once it is gone
+        job& j;
+        ~forget() { j.watch = nullptr; }
+    } guard{j};
     while (!j.stop && j.workers_left > 0) {
         timer.expires_after(std::chrono::seconds(1));
         co_await timer.async_wait(use_nothrow);
         if (!j.stop && j.workers_left > 0)
             j.judge_speeds();
     }
-    j.watch = nullptr;
 }
 
 /// The server's digest, fetched on its own connection while the body downloads. Hashing a large
@@ -885,7 +896,9 @@ asio::awaitable<file_result> download_file(url u, get_options o, connection_pool
         bar.note("ferry: " + warning);
 
     redirect_chain redirects{u};
+    const auto expected_given = o.expected; // --sha256, or the sources' SHA-256
     for (unsigned restart = 0;; ++restart) {
+        o.expected = expected_given; // (a resumed state's SHA-256 applies to that state only)
         // What is the file now? A STAT on a pooled connection (retried like everything else),
         // following HTTP redirects: from here on `u` is the URL that answered, which every
         // segment, the digest and a restart ask (docs/client.md, redirects).

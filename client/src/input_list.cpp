@@ -23,6 +23,8 @@ std::vector<std::string_view> words(std::string_view line) {
 std::string bad_name(std::string_view name) {
     if (name.empty() || name == "." || name == "..")
         return "out= needs a file name";
+    if (name == "-")
+        return "out=- would be standard output; name a file (-o - takes one URL)";
     if (name.find('/') != std::string_view::npos)
         return "out= takes a file name, without '/' (-o names the directory)";
     for (const char c : name)

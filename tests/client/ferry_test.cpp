@@ -652,7 +652,9 @@ TEST_F(FerryCli, AnInputFileListsDownloadsWithTheirMirrorsAndNames) {
           {"get", "-i", "list", "-o", (work / "list").string()},
           {"get", "-i", "list", "--mirror", url_of(a, "a.bin")},
           {"get", "-i", "list", "--no-verify"},
-          {"get", "-i", "/dev/null"}}) {
+          {"get", "-i", "/dev/null"},
+          {"get", "-i", ""},
+          {"get", "-i", "", "--mirror", url_of(a, "a.bin")}}) {
         const auto w = ferry(work.path(), wrong);
         EXPECT_EQ(w.code, 2) << wrong.back() << ": " << w.output;
     }
@@ -678,9 +680,10 @@ TEST_F(FerryCli, AMirroredPartResumesWhileTheUrlIsDownAndIsNeverPublishedUncheck
     // Rerun with --no-verify and no mirror: not resumed (nothing would check the bytes another
     // server sent). Planted: bytes the mirror "sent" wrong, which a resume would publish.
     {
-        std::string part = read_file(work / "big.part");
-        part.replace(0, 4096, std::string(4096, 'X'));
-        write_file(work / "big.part", part);
+        const int fd = ::open((work / "big.part").c_str(), O_WRONLY);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::pwrite(fd, std::string(4096, 'X').data(), 4096, 0), 4096);
+        ::close(fd);
     }
     auto unchecked = ferry(work.path(), {"get", url_of(*a, "big"), "--no-verify"});
     ASSERT_EQ(unchecked.code, 0) << unchecked.output;

@@ -542,6 +542,8 @@ TEST(InputList, ABadLineIsNamedAndNothingIsReturned) {
         {"ferry://a/x\n out=\n", "2: out= needs a file name"},
         {"ferry://a/x\n out=a\x1b[2Jb\n", "2: out= holds a control character"},
         {"ferry://a/x\n out=a\n out=b\n", "3: a second out= for the URL of line 1"},
+        {"ferry://a/x\n out=-\n",
+         "2: out=- would be standard output; name a file (-o - takes one URL)"},
     };
     for (const auto& [text, expected] : cases) {
         std::string error;
