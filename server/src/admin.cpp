@@ -3,6 +3,7 @@
 #include "ferry/protocol/text.hpp"
 #include "ferry/transport/asio.hpp"
 #include "ferry/transport/with_timeout.hpp"
+#include "accept_next.hpp"
 #include "task_done.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -108,15 +109,10 @@ bool admin_listener::admit(const asio::ip::address& peer) {
 
 asio::awaitable<void> admin_listener::accept_loop() {
     for (;;) {
-        auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
-        if (!acceptor_.is_open())
-            co_return;
-        if (ec) {
-            log_.warn("admin listener: accept failed: {}", ec.message());
-            asio::steady_timer pause{ctx_, std::chrono::milliseconds(100)};
-            co_await pause.async_wait(use_nothrow);
-            continue;
-        }
+        auto accepted = co_await accept_next(acceptor_, acceptor_.get_executor(), log_, "admin listener: ");
+        if (!accepted || !acceptor_.is_open())
+            co_return; // (stopped: nothing more is answered)
+        auto& socket = *accepted;
         transport::error_code ignored;
         const auto peer = socket.remote_endpoint(ignored).address();
         if (!admit(peer)) {

@@ -2,6 +2,7 @@
 
 #include "ferry/transport/asio.hpp"
 #include "ferry/transport/with_timeout.hpp"
+#include "accept_next.hpp"
 #include "task_done.hpp"
 
 #include <algorithm>
@@ -50,21 +51,15 @@ void agent_responder::stop() {
 
 asio::awaitable<void> agent_responder::accept_loop() {
     for (;;) {
-        auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
-        if (!acceptor_.is_open())
-            co_return;
-        if (ec) {
-            log_.warn("agent listener: accept failed: {}", ec.message());
-            asio::steady_timer pause{ctx_, std::chrono::milliseconds(100)};
-            co_await pause.async_wait(use_nothrow);
-            continue;
-        }
+        auto accepted = co_await accept_next(acceptor_, acceptor_.get_executor(), log_, "agent listener: ");
+        if (!accepted || !acceptor_.is_open())
+            co_return; // (stopped: nothing more is answered)
         if (open_.size() >= max_connections) {
             transport::error_code ignored;
-            socket.close(ignored);
+            accepted->close(ignored);
             continue;
         }
-        asio::co_spawn(ctx_, answer(std::move(socket)), task_done{"agent check", &log_});
+        asio::co_spawn(ctx_, answer(std::move(*accepted)), task_done{"agent check", &log_});
     }
 }
 

@@ -4,6 +4,7 @@
 #include "ferry/server/session.hpp"
 #include "ferry/server/systemd.hpp"
 #include "ferry/transport/asio.hpp"
+#include "accept_next.hpp"
 #include "task_done.hpp"
 
 #include <algorithm>
@@ -202,19 +203,13 @@ void server::write_port_file() const {
 
 asio::awaitable<void> server::accept_loop(worker& w, asio::ip::tcp::acceptor& acceptor) {
     for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(w.ctx.get_executor(), use_nothrow);
         // A connection accepted just before the drain closed the listener is served (drained)
         // like the others, not dropped: under socket activation it would otherwise have waited
         // in the backlog for the next ferryd.
-        if (ec == asio::error::operation_aborted || (ec && !acceptor.is_open()))
+        auto accepted = co_await accept_next(acceptor, w.ctx.get_executor(), *log_.server, "");
+        if (!accepted)
             co_return;
-        if (ec) {
-            // Out of descriptors or memory: say so, breathe, and go on accepting.
-            log_.server->warn("accept failed: {}", ec.message());
-            asio::steady_timer pause{w.ctx, std::chrono::milliseconds(100)};
-            co_await pause.async_wait(use_nothrow);
-            continue;
-        }
+        auto& socket = *accepted;
         error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
         const auto peer = socket.remote_endpoint(ignored);
